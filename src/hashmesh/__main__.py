@@ -1,0 +1,5 @@
+"""``python -m hashmesh`` runs the CLI."""
+
+from hashmesh.cli import main
+
+main()
