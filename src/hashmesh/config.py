@@ -23,9 +23,22 @@ MiB = 1024 * KiB
 GiB = 1024 * MiB
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": KiB, "m": 10**6, "mb": 10**6,
-               "mib": MiB, "g": 10**9, "gb": 10**9, "gib": GiB, "t": 10**12, "tb": 10**12,
-               "tib": 1024 * GiB}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": KiB,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": MiB,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": GiB,
+    "t": 10**12,
+    "tb": 10**12,
+    "tib": 1024 * GiB,
+}
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
 _DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 

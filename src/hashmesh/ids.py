@@ -65,7 +65,9 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     raise InvalidIdError("malformed content id: bad varint")
 
 
-_PREFIX = {codec: b"\x01" + _varint(codec) + bytes([_MULTIHASH_BLAKE3, DIGEST_SIZE]) for codec in _CODECS}
+_PREFIX = {
+    codec: b"\x01" + _varint(codec) + bytes([_MULTIHASH_BLAKE3, DIGEST_SIZE]) for codec in _CODECS
+}
 
 
 def blake3_digest(data: bytes | bytearray | memoryview) -> bytes:
@@ -130,7 +132,9 @@ class ContentId:
         if not t:
             raise InvalidIdError("malformed content id: empty")
         if t[0] != "b":
-            raise InvalidIdError(f"malformed content id {text!r}: expected a base32 CID starting with 'b'")
+            raise InvalidIdError(
+                f"malformed content id {text!r}: expected a base32 CID starting with 'b'"
+            )
         body = t[1:].upper()
         if len(body) > 120 or not body.isalnum():
             raise InvalidIdError(f"malformed content id {text!r}")

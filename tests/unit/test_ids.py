@@ -22,8 +22,18 @@ def test_known_vector() -> None:
     assert str(cid) == "bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsmi"
 
 
-@pytest.mark.parametrize("bad", ["", "x", "bafy", "Qmfoo", "b!!!!", "b" + "a" * 200,
-                                 "bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsm"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "x",
+        "bafy",
+        "Qmfoo",
+        "b!!!!",
+        "b" + "a" * 200,
+        "bafkr4ifpcne3t5pzugtkaqcn5i3nzskjtpfslsnnyejlpte2spfoihzsm",
+    ],
+)
 def test_malformed_content_ids(bad: str) -> None:
     with pytest.raises(InvalidIdError):
         ContentId.parse(bad)

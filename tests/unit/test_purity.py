@@ -12,10 +12,35 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "hashmesh"
-FORBIDDEN = {"asyncio", "socket", "threading", "time", "os", "sqlite3", "subprocess",
-             "selectors", "multiprocessing", "shutil", "pathlib", "tempfile", "signal", "uvloop"}
-RANDOM_FUNCS = {"random", "randint", "randrange", "choice", "choices", "shuffle", "sample",
-                "getrandbits", "uniform", "seed", "randbytes"}
+FORBIDDEN = {
+    "asyncio",
+    "socket",
+    "threading",
+    "time",
+    "os",
+    "sqlite3",
+    "subprocess",
+    "selectors",
+    "multiprocessing",
+    "shutil",
+    "pathlib",
+    "tempfile",
+    "signal",
+    "uvloop",
+}
+RANDOM_FUNCS = {
+    "random",
+    "randint",
+    "randrange",
+    "choice",
+    "choices",
+    "shuffle",
+    "sample",
+    "getrandbits",
+    "uniform",
+    "seed",
+    "randbytes",
+}
 
 
 def pure_files() -> list[Path]:
@@ -36,9 +61,13 @@ def violations(source: str) -> list[str]:
                 found.append(node.module)
             if node.module == "random":
                 found += [f"random.{a.name}" for a in node.names if a.name in RANDOM_FUNCS]
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and isinstance(node.func.value, ast.Name) and node.func.value.id == "random"
-              and node.func.attr in RANDOM_FUNCS):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "random"
+            and node.func.attr in RANDOM_FUNCS
+        ):
             found.append(f"random.{node.func.attr}()")
     return found
 
