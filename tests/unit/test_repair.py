@@ -26,7 +26,7 @@ def test_death_of_a_holder_makes_only_the_leader_act() -> None:
     key = ids(1, seed=9)[0]
     t = closest(key, nodes, 3)
     planners = {n: Planner(n, 3) for n in t}
-    for n, p in planners.items():
+    for p in planners.values():
         p.set_live(nodes)
         p.track(key, t)
         assert p.plan() == []  # fully replicated: nothing to do
