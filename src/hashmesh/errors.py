@@ -18,6 +18,7 @@
     └── NetworkError                   a peer or the network did not cooperate
         ├── PeerUnavailableError       could not connect, or the connection dropped
         ├── RequestTimeoutError        no answer before the deadline
+        ├── PeerBusyError              the peer refused a request: over its rate limit
         └── QuorumError                fewer peers acknowledged a write than required
 
 The CLI maps this tree to one-line messages and exit codes in one table
@@ -103,6 +104,10 @@ class RequestTimeoutError(NetworkError):
     """A request got no answer before its deadline."""
 
 
+class PeerBusyError(NetworkError):
+    """The peer refused a request because the requester is over its rate limit."""
+
+
 class QuorumError(NetworkError):
     """Fewer peers acknowledged a write than the write quorum requires."""
 
@@ -118,6 +123,7 @@ __all__ = [
     "NetworkError",
     "NotFoundError",
     "NotInitialisedError",
+    "PeerBusyError",
     "PeerError",
     "PeerUnavailableError",
     "QuorumError",
