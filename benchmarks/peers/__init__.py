@@ -1,0 +1,1 @@
+"""Peer measurements (Tahoe-LAFS, PyPI kademlia) for hashmesh's network benchmark."""
