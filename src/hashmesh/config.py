@@ -112,6 +112,11 @@ class DhtConfig:
     republish_interval: float = 3600.0
     originator_republish_interval: float = 12 * 3600.0
     puzzle_difficulty: int = 0
+    # 127.0.0.0/8 and ::1 share one IP group: exempt them so local devnets can fill buckets.
+    diversity_exempt_loopback: bool = True
+    max_records: int = 65536  # records one node holds for others
+    max_providers_per_key: int = 32
+    refresh_on_join: bool = True  # bootstrap also refreshes buckets beyond the closest neighbour
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.alpha < 1 or self.disjoint_paths < 1:

@@ -1,0 +1,87 @@
+"""Sans-I/O Kademlia: messages, codec, routing table, lookups, records and the core.
+
+Use the short names through the package: ``dht.Protocol``, ``dht.RoutingTable``,
+``dht.PeerInfo``, ``dht.FindNode``, ``dht.ValueRecord``, ...
+"""
+
+from hashmesh.dht.events import (
+    BootstrapDone,
+    Event,
+    GetDone,
+    LookupDone,
+    ProvideDone,
+    ProvidersFound,
+    PutDone,
+)
+from hashmesh.dht.messages import (
+    REQUEST_TYPES,
+    RESPONSE_FOR,
+    RESPONSE_TYPES,
+    AddProvider,
+    FindNode,
+    FindValue,
+    GetProviders,
+    Message,
+    Nodes,
+    PeerInfo,
+    Ping,
+    Pong,
+    Providers,
+    Request,
+    Response,
+    Store,
+    StoreAck,
+    Value,
+    peer_id_ok,
+)
+from hashmesh.dht.protocol import Protocol
+from hashmesh.dht.records import (
+    ProviderRecord,
+    Record,
+    RecordStore,
+    SignedRecord,
+    ValueRecord,
+    mutable_key,
+    validate,
+)
+from hashmesh.dht.routing import Bucket, RoutingTable, ip_group
+
+__all__ = [
+    "REQUEST_TYPES",
+    "RESPONSE_FOR",
+    "RESPONSE_TYPES",
+    "AddProvider",
+    "BootstrapDone",
+    "Bucket",
+    "Event",
+    "FindNode",
+    "FindValue",
+    "GetDone",
+    "GetProviders",
+    "LookupDone",
+    "Message",
+    "Nodes",
+    "PeerInfo",
+    "Ping",
+    "Pong",
+    "Protocol",
+    "ProvideDone",
+    "ProviderRecord",
+    "Providers",
+    "ProvidersFound",
+    "PutDone",
+    "Record",
+    "RecordStore",
+    "Request",
+    "Response",
+    "RoutingTable",
+    "SignedRecord",
+    "Store",
+    "StoreAck",
+    "Value",
+    "ValueRecord",
+    "ip_group",
+    "mutable_key",
+    "peer_id_ok",
+    "validate",
+]

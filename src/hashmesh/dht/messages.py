@@ -1,0 +1,208 @@
+"""DHT wire messages as frozen dataclasses (the in-memory form; see codec.py for bytes).
+
+Every message carries ``rpc_id`` (an unsigned 64-bit request id chosen by the
+requester and echoed by the response) and ``sender`` (the sender's contact, so
+the receiver can update its routing table).
+
+Requests and their one legal response type::
+
+    Ping          -> Pong
+    FindNode      -> Nodes
+    FindValue     -> Value       (record, or None plus closer peers)
+    Store         -> StoreAck
+    AddProvider   -> StoreAck
+    GetProviders  -> Providers
+
+Constructors do not validate (they are hot in the simulator); the codec checks
+every field of bytes from the wire, and :func:`peer_id_ok` checks a contact's id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from hashmesh.dht.records import ProviderRecord, Record, SignedRecord, ValueRecord
+from hashmesh.identity import puzzle_ok
+from hashmesh.ids import NodeId, blake3_digest
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """A contact: a key-derived node id plus the address the node listens on."""
+
+    public_key: bytes
+    host: str
+    port: int
+    node_id: NodeId
+
+    @classmethod
+    def make(cls, public_key: bytes, host: str, port: int) -> PeerInfo:
+        """A contact whose id is derived from ``public_key``."""
+        return cls(public_key, host, port, NodeId.from_public_key(public_key))
+
+    @property
+    def id(self) -> bytes:
+        """The raw 32-byte node id."""
+        return self.node_id.value
+
+    def __repr__(self) -> str:
+        return f"PeerInfo({self.node_id.short()}@{self.host}:{self.port})"
+
+
+@lru_cache(maxsize=1 << 18)
+def _key_hashes_to(public_key: bytes, node_id: bytes) -> bool:
+    return len(public_key) == 32 and blake3_digest(public_key) == node_id
+
+
+def peer_id_ok(peer: PeerInfo) -> bool:
+    """True if ``peer.node_id`` is BLAKE3 of its public key (cached per key)."""
+    return _key_hashes_to(peer.public_key, peer.node_id.value)
+
+
+@lru_cache(maxsize=1 << 18)
+def _puzzle_cached(node_id: bytes, difficulty: int) -> bool:
+    return puzzle_ok(NodeId(node_id), difficulty)
+
+
+def peer_puzzle_ok(peer: PeerInfo, difficulty: int) -> bool:
+    """True if ``peer``'s id solves the S/Kademlia static puzzle (cached)."""
+    return difficulty <= 0 or _puzzle_cached(peer.node_id.value, difficulty)
+
+
+# --- requests ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    rpc_id: int
+    sender: PeerInfo
+
+
+@dataclass(frozen=True, slots=True)
+class FindNode:
+    rpc_id: int
+    sender: PeerInfo
+    target: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FindValue:
+    rpc_id: int
+    sender: PeerInfo
+    key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Hold ``record`` for ``ttl`` seconds (0 = the receiver's default; capped by it)."""
+
+    rpc_id: int
+    sender: PeerInfo
+    record: Record
+    ttl: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AddProvider:
+    """Announce that ``provider`` (which must be the sender) serves ``key`` until ``expires``."""
+
+    rpc_id: int
+    sender: PeerInfo
+    key: bytes
+    provider: PeerInfo
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetProviders:
+    rpc_id: int
+    sender: PeerInfo
+    key: bytes
+
+
+# --- responses --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    rpc_id: int
+    sender: PeerInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Nodes:
+    rpc_id: int
+    sender: PeerInfo
+    peers: tuple[PeerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Value:
+    """Answer to FindValue: the record if held (then ``peers`` is usually empty), else closer peers."""
+
+    rpc_id: int
+    sender: PeerInfo
+    record: Record | None
+    peers: tuple[PeerInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreAck:
+    rpc_id: int
+    sender: PeerInfo
+    ok: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    rpc_id: int
+    sender: PeerInfo
+    providers: tuple[PeerInfo, ...]
+    peers: tuple[PeerInfo, ...]
+
+
+Request = Ping | FindNode | FindValue | Store | AddProvider | GetProviders
+Response = Pong | Nodes | Value | StoreAck | Providers
+Message = Request | Response
+
+REQUEST_TYPES: tuple[type, ...] = (Ping, FindNode, FindValue, Store, AddProvider, GetProviders)
+RESPONSE_TYPES: tuple[type, ...] = (Pong, Nodes, Value, StoreAck, Providers)
+
+#: The one legal response type of each request type.
+RESPONSE_FOR: dict[type, type] = {
+    Ping: Pong,
+    FindNode: Nodes,
+    FindValue: Value,
+    Store: StoreAck,
+    AddProvider: StoreAck,
+    GetProviders: Providers,
+}
+
+__all__ = [
+    "REQUEST_TYPES",
+    "RESPONSE_FOR",
+    "RESPONSE_TYPES",
+    "AddProvider",
+    "FindNode",
+    "FindValue",
+    "GetProviders",
+    "Message",
+    "Nodes",
+    "PeerInfo",
+    "Ping",
+    "Pong",
+    "ProviderRecord",
+    "Providers",
+    "Record",
+    "Request",
+    "Response",
+    "SignedRecord",
+    "Store",
+    "StoreAck",
+    "Value",
+    "ValueRecord",
+    "peer_id_ok",
+    "peer_puzzle_ok",
+]
