@@ -8,6 +8,7 @@ and print a small table.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -32,27 +33,33 @@ def peers_dir() -> Path:
     return Path(os.environ.get("HASHMESH_PEERS_DIR", DEFAULT_PEERS_DIR))
 
 
-def ensure_venv(name: str, packages: Sequence[str], probe: str, timeout_s: float = 900.0) -> Path:
-    """Create ``peers_dir()/name`` with *packages* installed unless *probe* already exists.
+def ensure_venv(
+    name: str, packages: Sequence[str], probes: Sequence[str], timeout_s: float = 900.0
+) -> Path:
+    """Create ``peers_dir()/name`` with *packages* installed unless it is already complete.
 
-    *probe* is a path relative to the venv (e.g. ``bin/tahoe``) whose presence means the
-    install finished. Returns the venv directory. Raises PeerBenchError if pip fails.
+    *probes* are glob patterns relative to the venv (e.g. ``bin/tahoe``); the venv counts as
+    complete when each matches a file. Returns the venv directory. Raises PeerBenchError if
+    pip fails.
     """
     root = peers_dir() / name
-    if (root / probe).exists():
+
+    def complete() -> bool:
+        return all(any(root.glob(p)) for p in probes)
+
+    if complete():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     print(f"[peers] creating venv {root} and installing {' '.join(packages)}", file=sys.stderr)
     t0 = time.monotonic()
-    # Build from the base interpreter: a venv made from inside another venv is still
-    # standalone, but be explicit about which Python is used.
+    # Same as `python3 -m venv`: based on the interpreter's base install, not on its venv.
     venv.EnvBuilder(with_pip=True, clear=True).create(root)
     cmd = [str(root / "bin" / "python"), "-m", "pip", "install", "-q", *packages]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired as exc:
         raise PeerBenchError(f"pip install {packages} timed out after {timeout_s:.0f} s") from exc
-    if proc.returncode != 0 or not (root / probe).exists():
+    if proc.returncode != 0 or not complete():
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
         raise PeerBenchError(f"pip install {packages} failed: " + " | ".join(tail))
     print(f"[peers] venv {name} ready in {time.monotonic() - t0:.0f} s", file=sys.stderr)
@@ -76,8 +83,6 @@ def pip_versions(venv_dir: Path, names: Iterable[str]) -> dict[str, str]:
         timeout=60,
         check=False,
     )
-    import json
-
     try:
         return dict(json.loads(proc.stdout))
     except ValueError:
@@ -157,6 +162,15 @@ def _proc_ip(hex_ip: str, v6: bool) -> str:
     words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
     family = socket.AF_INET6 if v6 else socket.AF_INET
     return socket.inet_ntop(family, words)
+
+
+def interrupt_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so ``finally`` blocks stop what we started."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def median(values: Sequence[float]) -> float:

@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -65,7 +64,7 @@ def _log(msg: str) -> None:
 
 def ensure_tahoe() -> Path:
     """Return the Tahoe venv, creating it and patching the log Tub bind if needed."""
-    root = common.ensure_venv("tahoe-venv", ["tahoe-lafs"], "bin/tahoe")
+    root = common.ensure_venv("tahoe-venv", ["tahoe-lafs"], ["bin/tahoe"])
     for path in root.glob("lib/python3*/site-packages/allmydata/util/iputil.py"):
         text = path.read_text()
         if _LOGTUB_OLD in text:
@@ -452,10 +451,6 @@ def print_report(res: dict[str, Any]) -> None:
     )
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # unwinds through the finally blocks that stop the grid
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -464,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="repetitions per measure (median)")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    common.interrupt_on_sigterm()  # unwinds through the finally blocks that stop the grid
     try:
         res = measure(args.size_mib, args.reps, quick=args.quick)
     except KeyboardInterrupt:
