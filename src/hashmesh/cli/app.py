@@ -46,7 +46,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (Exception, 1),  # a bug: still one line (HASHMESH_DEBUG=1 re-raises)
 )
 
-COMMAND_MODULES = ("hashmesh.cli.store_cmds", "hashmesh.cli.demo")
+COMMAND_MODULES = ("hashmesh.cli.store_cmds", "hashmesh.cli.demo", "hashmesh.cli.sim_cmd")
 
 DEBUG_ENV = "HASHMESH_DEBUG"
 

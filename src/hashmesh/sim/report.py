@@ -147,5 +147,11 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     for key, label in _ROWS:
         if key in result and result[key] is not None:
             v = result[key]
-            rows.append((label, f"{v:.4f}" if isinstance(v, float) and v < 1.0001 else str(v)))
+            if key in ("success_rate", "recall_k", "values_retrievable"):
+                text = f"{100 * v:.2f} %"
+            elif isinstance(v, float):
+                text = f"{v:g}"
+            else:
+                text = str(v)
+            rows.append((label, text))
     return rows
