@@ -23,6 +23,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -216,8 +217,14 @@ def _check_values(world: World, p: SimParams, keys: list[bytes]) -> dict[str, An
     return {"values_retrievable": round(got["ok"] / max(1, len(keys)), 6)}
 
 
-def run(params: SimParams | dict[str, Any]) -> dict[str, Any]:
-    """Run one simulation and return its figures as a flat, JSON-ready dict."""
+def run(
+    params: SimParams | dict[str, Any], *, core_factory: Callable[..., Any] | None = None
+) -> dict[str, Any]:
+    """Run one simulation and return its figures as a flat, JSON-ready dict.
+
+    ``core_factory(me, config, rng)`` builds each node's core; the default is the
+    real :class:`hashmesh.dht.Protocol` (tests may pass a stand-in).
+    """
     p = params if isinstance(params, SimParams) else SimParams(**params)
     p.validate()
     wall = time.perf_counter()
@@ -229,6 +236,7 @@ def run(params: SimParams | dict[str, Any]) -> dict[str, Any]:
         loss=p.loss,
         refuse_dead=p.refuse_dead,
         adversary_mode=p.adversary_mode,
+        core_factory=core_factory,
     )
     n_adv = round(p.adversarial * p.nodes)
     adv_slots = set(world.rng.sample(range(p.nodes), n_adv))

@@ -40,7 +40,9 @@ class World:
         loss: float = 0.0,
         refuse_dead: bool = False,
         adversary_mode: str = "collude",
+        core_factory: Callable[..., Any] | None = None,
     ) -> None:
+        self.core_factory = core_factory or Protocol
         self.engine = Engine(seed)
         self.rng = self.engine.rng
         self.config = config
@@ -68,7 +70,7 @@ class World:
         """Create a host with a fresh key at the next address; not yet in the truth."""
         slot = self.net.next_slot()
         peer = PeerInfo.make(self.rng.randbytes(32), _address_of(slot), PORT)
-        core: Any = Protocol(peer, self.config, random.Random(self.rng.getrandbits(64)))
+        core: Any = self.core_factory(peer, self.config, random.Random(self.rng.getrandbits(64)))
         if role == ADVERSARY and self.adversary_mode == "silent":
             role = DEAD
         elif role == ADVERSARY:
