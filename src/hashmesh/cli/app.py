@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -41,8 +42,7 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (StorageError, 6),
     (NetworkError, 7),
     (HashmeshError, 1),  # PeerError and anything new
-    (FileNotFoundError, 3),
-    (OSError, 6),  # permission denied, not a directory, disk full, ...
+    (OSError, 6),  # local files: permission denied, not a directory, no such file, disk full
     (Exception, 1),  # a bug: still one line (HASHMESH_DEBUG=1 re-raises)
 )
 
@@ -121,19 +121,33 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module).register(app)
 
 
+def _quiet_shutdown() -> None:
+    """After an error is reported, keep interpreter shutdown from adding noise.
+
+    An interrupted event loop can leave never-awaited coroutines and objects
+    whose finalisers complain; the user already has the one line that matters.
+    """
+    warnings.simplefilter("ignore")
+    sys.unraisablehook = lambda _unraisable: None
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; map every error to one line and an exit code."""
     try:
         app(args=argv, prog_name="hashmesh")
-    except SystemExit:
+    except SystemExit as exc:
+        if exc.code == 130:  # typer turns a Ctrl-C outside our runner into exit 130
+            _quiet_shutdown()
+            sys.stderr.write("error: interrupted\n")
         raise
     except BaseException as exc:
         if os.environ.get(DEBUG_ENV) and not isinstance(exc, KeyboardInterrupt):
             raise
-        try:
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
+        _quiet_shutdown()
         sys.stderr.write(f"error: {error_message(exc)}\n")
         sys.stderr.flush()
         raise SystemExit(exit_code(exc)) from None

@@ -190,6 +190,7 @@ async def run_local(
             raise IntegrityError(f"demo data failed verification: {report.bad_blocks}")
     say(f"verified {checked} blocks in {time.perf_counter() - t:.2f} s: all intact")
 
+    (work / "out").mkdir()
     t = time.perf_counter()
     got = await store.get_to_path(big_info.id, work / "out" / "big.bin")
     got_notes = await store.get_to_path(notes_info.id, work / "out" / "notes")
