@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 
 from hashmesh.config import DhtConfig
 from hashmesh.dht import events as ev
+from hashmesh.dht.codec import MAX_PEERS, MAX_PROVIDERS
 from hashmesh.dht.lookup import Lookup
 from hashmesh.dht.messages import (
     RESPONSE_FOR,
@@ -51,7 +52,7 @@ from hashmesh.dht.routing import RoutingTable
 from hashmesh.errors import RecordError
 from hashmesh.ids import NodeId
 
-MAX_PEERS_PER_RESPONSE = 32
+MAX_PEERS_PER_RESPONSE = MAX_PEERS
 _U64 = (1 << 64) - 1
 
 # Operation purposes.
@@ -299,7 +300,7 @@ class Protocol:
         return StoreAck(m.rpc_id, self.me, True)
 
     def _on_get_providers(self, sender: PeerInfo, m: GetProviders, now: float) -> Message:
-        provs = tuple(self.records.providers(m.key, now, MAX_PEERS_PER_RESPONSE))
+        provs = tuple(self.records.providers(m.key, now, MAX_PROVIDERS))
         return Providers(m.rpc_id, self.me, provs, self._closest_for(m.key, sender))
 
     # --- operations -----------------------------------------------------------

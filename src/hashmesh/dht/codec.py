@@ -1,0 +1,338 @@
+"""DHT message codec: versioned msgpack with explicit type codes and size caps.
+
+Wire form (docs/protocol.md, "DHT messages")::
+
+    message = [VERSION, type_code, rpc_id, sender, *fields]     a msgpack array
+    peer    = [node_id(bin 32), public_key(bin 32), host(str 1..253), port(int 0..65535)]
+    record  = [1, key(bin 32), value(bin)]                                   immutable
+            | [2, key, public_key(bin 32), salt(bin), seq(u64), expires(float64),
+               value(bin), signature(bin 64)]                                signed
+
+The type code table :data:`TYPE_CODES` is the only dispatch: nothing read off the
+wire is ever used as a name. :func:`decode` checks the size cap first, then every
+field's msgpack type and range, and that each peer's ``node_id`` is BLAKE3 of its
+``public_key``; any failure raises :class:`DecodeError` and nothing else. Semantic
+record checks (hashes, signatures, expiry) are :func:`records.validate`'s job.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from hashmesh.dht.messages import (
+    AddProvider,
+    FindNode,
+    FindValue,
+    GetProviders,
+    Message,
+    Nodes,
+    PeerInfo,
+    Ping,
+    Pong,
+    Providers,
+    Store,
+    StoreAck,
+    Value,
+    peer_id_ok,
+)
+from hashmesh.dht.records import MAX_SALT_BYTES, MAX_VALUE_BYTES, Record, SignedRecord, ValueRecord
+from hashmesh.errors import DecodeError, InvalidArgumentError
+from hashmesh.ids import NodeId
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 64 * 1024
+MAX_PEERS = 32
+MAX_PROVIDERS = 32
+MAX_HOST_CHARS = 253
+MAX_REASON_CHARS = 256
+_U64 = (1 << 64) - 1
+
+#: The explicit type-code table (append only; never reuse a code).
+TYPE_CODES: dict[type, int] = {
+    Ping: 1,
+    Pong: 2,
+    FindNode: 3,
+    Nodes: 4,
+    FindValue: 5,
+    Value: 6,
+    Store: 7,
+    StoreAck: 8,
+    AddProvider: 9,
+    GetProviders: 10,
+    Providers: 11,
+}
+_REC_VALUE, _REC_SIGNED = 1, 2
+
+
+# --- encoding -------------------------------------------------------------------
+
+
+def _peer(p: PeerInfo) -> list[Any]:
+    return [p.node_id.value, p.public_key, p.host, p.port]
+
+
+def _peers(ps: tuple[PeerInfo, ...]) -> list[Any]:
+    return [_peer(p) for p in ps]
+
+
+def _record(r: Record | None) -> Any:
+    if r is None:
+        return None
+    if isinstance(r, ValueRecord):
+        return [_REC_VALUE, r.key, r.value]
+    return [
+        _REC_SIGNED,
+        r.key,
+        r.public_key,
+        r.salt,
+        r.seq,
+        float(r.expires),
+        r.value,
+        r.signature,
+    ]
+
+
+def _fields(m: Message) -> list[Any]:
+    if isinstance(m, Ping | Pong):
+        return []
+    if isinstance(m, FindNode):
+        return [m.target]
+    if isinstance(m, FindValue | GetProviders):
+        return [m.key]
+    if isinstance(m, Nodes):
+        return [_peers(m.peers)]
+    if isinstance(m, Value):
+        return [_record(m.record), _peers(m.peers)]
+    if isinstance(m, Store):
+        return [_record(m.record), float(m.ttl)]
+    if isinstance(m, StoreAck):
+        return [bool(m.ok), m.reason]
+    if isinstance(m, AddProvider):
+        return [m.key, _peer(m.provider), float(m.expires)]
+    return [_peers(m.providers), _peers(m.peers)]
+
+
+def encode(message: Message) -> bytes:
+    """The wire bytes of ``message``.
+
+    Raises InvalidArgumentError if it is not a message, is too big, or holds a field
+    :func:`decode` would refuse (the result is re-decoded to keep the pair symmetric).
+    """
+    code = TYPE_CODES.get(type(message))
+    if code is None:
+        raise InvalidArgumentError(f"not a DHT message: {type(message).__name__}")
+    body = [VERSION, code, message.rpc_id, _peer(message.sender), *_fields(message)]
+    try:
+        data = msgpack.packb(body, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidArgumentError(f"cannot encode {type(message).__name__}: {exc}") from None
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidArgumentError(f"encoded message exceeds {MAX_MESSAGE_BYTES} bytes")
+    try:  # symmetry: never emit what decode() would refuse
+        decode(data)
+    except DecodeError as exc:
+        raise InvalidArgumentError(f"cannot encode {type(message).__name__}: {exc}") from None
+    return data
+
+
+# --- decoding: strict field readers ------------------------------------------------
+
+
+def _bin(x: Any, what: str, size: int | None = None, max_size: int = MAX_MESSAGE_BYTES) -> bytes:
+    if type(x) is not bytes:
+        raise DecodeError(f"{what}: expected bytes")
+    if size is not None and len(x) != size:
+        raise DecodeError(f"{what}: expected {size} bytes, got {len(x)}")
+    if len(x) > max_size:
+        raise DecodeError(f"{what}: longer than {max_size} bytes")
+    return x
+
+
+def _uint(x: Any, what: str, hi: int = _U64) -> int:
+    if type(x) is not int or not 0 <= x <= hi:
+        raise DecodeError(f"{what}: expected an integer in 0..{hi}")
+    return x
+
+
+def _float(x: Any, what: str) -> float:
+    if type(x) is not float or not math.isfinite(x):
+        raise DecodeError(f"{what}: expected a finite float")
+    return x
+
+
+def _str(x: Any, what: str, max_chars: int, min_chars: int = 0) -> str:
+    if type(x) is not str or not min_chars <= len(x) <= max_chars:
+        raise DecodeError(f"{what}: expected a string of {min_chars}..{max_chars} characters")
+    return x
+
+
+def _list(x: Any, what: str, size: int | None = None, max_len: int | None = None) -> list[Any]:
+    if type(x) is not list:
+        raise DecodeError(f"{what}: expected an array")
+    if size is not None and len(x) != size:
+        raise DecodeError(f"{what}: expected {size} items, got {len(x)}")
+    if max_len is not None and len(x) > max_len:
+        raise DecodeError(f"{what}: more than {max_len} items")
+    return x
+
+
+def _read_peer(x: Any, what: str = "peer") -> PeerInfo:
+    f = _list(x, what, 4)
+    node_id = _bin(f[0], what + ".node_id", 32)
+    public_key = _bin(f[1], what + ".public_key", 32)
+    host = _str(f[2], what + ".host", MAX_HOST_CHARS, 1)
+    port = _uint(f[3], what + ".port", 65535)
+    peer = PeerInfo(public_key, host, port, NodeId(node_id))
+    if not peer_id_ok(peer):
+        raise DecodeError(f"{what}: node id is not BLAKE3 of its public key")
+    return peer
+
+
+def _read_peers(x: Any, what: str, max_len: int) -> tuple[PeerInfo, ...]:
+    return tuple(_read_peer(p, what) for p in _list(x, what, max_len=max_len))
+
+
+def _read_record(x: Any) -> Record | None:
+    if x is None:
+        return None
+    f = _list(x, "record")
+    if not f:
+        raise DecodeError("record: empty")
+    kind = f[0]
+    if type(kind) is int and kind == _REC_VALUE:
+        _list(f, "record", 3)
+        return ValueRecord(
+            _bin(f[1], "record.key", 32), _bin(f[2], "record.value", None, MAX_VALUE_BYTES)
+        )
+    if type(kind) is int and kind == _REC_SIGNED:
+        _list(f, "record", 8)
+        return SignedRecord(
+            key=_bin(f[1], "record.key", 32),
+            public_key=_bin(f[2], "record.public_key", 32),
+            salt=_bin(f[3], "record.salt", None, MAX_SALT_BYTES),
+            seq=_uint(f[4], "record.seq"),
+            expires=_float(f[5], "record.expires"),
+            value=_bin(f[6], "record.value", None, MAX_VALUE_BYTES),
+            signature=_bin(f[7], "record.signature", 64),
+        )
+    raise DecodeError("record: unknown kind")
+
+
+def _d_empty(cls: type) -> Callable[[int, PeerInfo, list[Any]], Message]:
+    def read(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+        _list(f, "fields", 0)
+        return cls(rpc, sender)
+
+    return read
+
+
+def _d_key(cls: type) -> Callable[[int, PeerInfo, list[Any]], Message]:
+    def read(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+        _list(f, "fields", 1)
+        return cls(rpc, sender, _bin(f[0], "key", 32))
+
+    return read
+
+
+def _d_nodes(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 1)
+    return Nodes(rpc, sender, _read_peers(f[0], "peers", MAX_PEERS))
+
+
+def _d_value(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    return Value(rpc, sender, _read_record(f[0]), _read_peers(f[1], "peers", MAX_PEERS))
+
+
+def _d_store(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    record = _read_record(f[0])
+    if record is None:
+        raise DecodeError("store: missing record")
+    ttl = _float(f[1], "ttl")
+    if ttl < 0:
+        raise DecodeError("ttl: negative")
+    return Store(rpc, sender, record, ttl)
+
+
+def _d_ack(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    if type(f[0]) is not bool:
+        raise DecodeError("ok: expected a boolean")
+    return StoreAck(rpc, sender, f[0], _str(f[1], "reason", MAX_REASON_CHARS))
+
+
+def _d_add_provider(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 3)
+    key = _bin(f[0], "key", 32)
+    return AddProvider(rpc, sender, key, _read_peer(f[1], "provider"), _float(f[2], "expires"))
+
+
+def _d_providers(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    provs = _read_peers(f[0], "providers", MAX_PROVIDERS)
+    return Providers(rpc, sender, provs, _read_peers(f[1], "peers", MAX_PEERS))
+
+
+_DECODERS: dict[int, Callable[[int, PeerInfo, list[Any]], Message]] = {
+    1: _d_empty(Ping),
+    2: _d_empty(Pong),
+    3: _d_key(FindNode),
+    4: _d_nodes,
+    5: _d_key(FindValue),
+    6: _d_value,
+    7: _d_store,
+    8: _d_ack,
+    9: _d_add_provider,
+    10: _d_key(GetProviders),
+    11: _d_providers,
+}
+
+
+def decode(data: bytes) -> Message:
+    """Parse one message; raise :class:`DecodeError` for anything but a valid message."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError("expected bytes")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        body = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=MAX_MESSAGE_BYTES,
+            max_bin_len=MAX_MESSAGE_BYTES,
+            max_array_len=MAX_PEERS * 2 + 8,
+            max_map_len=0,
+            max_ext_len=0,
+        )
+    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
+        raise DecodeError(f"not a msgpack message: {type(exc).__name__}") from None
+    f = _list(body, "message")
+    if len(f) < 4:
+        raise DecodeError("message: too short")
+    if type(f[0]) is not int or f[0] != VERSION:
+        raise DecodeError(f"unsupported version {f[0]!r}")
+    code = f[1]
+    reader = _DECODERS.get(code) if type(code) is int else None
+    if reader is None:
+        raise DecodeError(f"unknown message type {code!r}")
+    return reader(_uint(f[2], "rpc_id"), _read_peer(f[3], "sender"), f[4:])
+
+
+__all__ = [
+    "MAX_HOST_CHARS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_PEERS",
+    "MAX_PROVIDERS",
+    "MAX_REASON_CHARS",
+    "TYPE_CODES",
+    "VERSION",
+    "decode",
+    "encode",
+]
