@@ -1,0 +1,449 @@
+"""``hashmesh.Store``: the async Python API of a local repository.
+
+Every method that touches disk runs the blocking work on a worker thread
+(a small pool owned by the store), so the event loop stays free. See
+docs/python-api.md for the contract and docs/storage.md for the on-disk format.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from hashmesh import config as config_mod
+from hashmesh.content import manifest as mf
+from hashmesh.errors import InvalidArgumentError, NotFoundError, StorageError
+from hashmesh.ids import ContentId
+from hashmesh.store import export, index, lifecycle, puts, reader
+from hashmesh.store.model import DirEntry, FileInfo, GcReport, Stats, VerifyReport
+from hashmesh.store.repo import Clock, Repo, parse_id
+
+T = TypeVar("T")
+IdLike = str | ContentId
+ConfigLike = config_mod.Config | config_mod.StoreConfig | None
+Progress = Callable[[int, int], None] | None
+READ_AHEAD = 3
+PLAN_BATCH = 32
+API_THREADS = 4
+
+
+class Store:
+    """An open local content-addressed store. Use ``await Store.open(path)``."""
+
+    def __init__(self, repo: Repo) -> None:
+        self._repo = repo
+        self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="hashmesh-store")
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @classmethod
+    async def init(
+        cls,
+        path: str | os.PathLike[str],
+        config: ConfigLike = None,
+        *,
+        owner: str = "",
+        clock: Clock | None = None,
+    ) -> Store:
+        """Create a repository at ``path`` (or open the one already there)."""
+        repo = await asyncio.to_thread(
+            Repo.open, path, config, create=True, owner=owner, clock=clock
+        )
+        return cls(repo)
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | os.PathLike[str],
+        config: ConfigLike = None,
+        *,
+        create: bool = False,
+        clock: Clock | None = None,
+    ) -> Store:
+        """Open the repository at ``path``; ``NotInitialisedError`` if absent and not ``create``."""
+        repo = await asyncio.to_thread(Repo.open, path, config, create=create, clock=clock)
+        return cls(repo)
+
+    @property
+    def path(self) -> Path:
+        return self._repo.root
+
+    @property
+    def config(self) -> config_mod.StoreConfig:
+        return self._repo.config
+
+    @property
+    def owner(self) -> str:
+        return self._repo.owner
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._repo.close)
+        self._pool.shutdown(wait=True)
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._closed:
+            raise StorageError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def _threadsafe(self, progress: Progress) -> Progress:
+        if progress is None:
+            return None
+        loop = asyncio.get_running_loop()
+        return lambda done, total: loop.call_soon_threadsafe(progress, done, total)
+
+    # -- puts --------------------------------------------------------------------
+
+    async def put_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        description: str = "",
+        ttl: float | None = None,
+        pin: bool = False,
+        progress: Progress = None,
+    ) -> FileInfo:
+        meta = puts.Meta.check(tags, description, ttl, pin)
+        return await self._run(
+            puts.put_file,
+            self._repo,
+            Path(path).expanduser(),
+            name,
+            meta,
+            self._threadsafe(progress),
+        )
+
+    async def put_dir(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        tags: Iterable[str] = (),
+        description: str = "",
+        ttl: float | None = None,
+        pin: bool = False,
+        progress: Progress = None,
+    ) -> FileInfo:
+        meta = puts.Meta.check(tags, description, ttl, pin)
+        return await self._run(
+            puts.put_dir,
+            self._repo,
+            Path(path).expanduser(),
+            name,
+            meta,
+            self._threadsafe(progress),
+        )
+
+    async def put_path(self, path: str | os.PathLike[str], **kwargs: Any) -> FileInfo:
+        p = Path(path).expanduser()
+        is_dir = await asyncio.to_thread(p.is_dir)
+        if not is_dir and not await asyncio.to_thread(p.exists):
+            raise NotFoundError(f"no such file or directory: {p}")
+        return await (self.put_dir(p, **kwargs) if is_dir else self.put_file(p, **kwargs))
+
+    async def put_bytes(
+        self,
+        data: bytes,
+        *,
+        name: str = "",
+        tags: Iterable[str] = (),
+        description: str = "",
+        ttl: float | None = None,
+        pin: bool = False,
+    ) -> FileInfo:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise InvalidArgumentError("data must be bytes")
+        meta = puts.Meta.check(tags, description, ttl, pin)
+        return await self._run(puts.put_bytes, self._repo, data, name, meta)
+
+    async def put_many(
+        self,
+        items: Sequence[tuple[str, bytes]],
+        *,
+        tags: Iterable[str] = (),
+        description: str = "",
+        ttl: float | None = None,
+        pin: bool = False,
+    ) -> list[FileInfo]:
+        """Put many small objects in one group commit (one fsync for the batch)."""
+        meta = puts.Meta.check(tags, description, ttl, pin)
+        return await self._run(puts.put_many, self._repo, list(items), meta)
+
+    # -- reads -------------------------------------------------------------------
+
+    def _read_sync(self, cid: ContentId, offset: int, length: int | None) -> bytes:
+        data = reader.read_range(self._repo.blocks, cid, offset, length)
+        self._repo.note_access(str(cid))
+        return data
+
+    async def read(self, id: IdLike, offset: int = 0, length: int | None = None) -> bytes:
+        """The bytes of a file (or a byte range of it), verified block by block."""
+        cid = parse_id(id)
+        reader.check_range(offset, length)
+        return await self._run(self._read_sync, cid, offset, length)
+
+    async def iter_read(
+        self, id: IdLike, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a file chunk by chunk, reading a few chunks ahead (bounded memory)."""
+        cid = parse_id(id)
+        reader.check_range(offset, length)
+        blocks = self._repo.blocks
+        pieces = reader.plan(blocks, cid, offset, length)
+        loop = asyncio.get_running_loop()
+
+        def next_batch() -> list[reader.Piece]:
+            out: list[reader.Piece] = []
+            for p in pieces:
+                out.append(p)
+                if len(out) >= PLAN_BATCH:
+                    break
+            return out
+
+        queue: deque[reader.Piece] = deque()
+        inflight: deque[Future[bytes]] = deque()
+        exhausted = False
+        try:
+            while True:
+                while len(inflight) < READ_AHEAD:
+                    if not queue and not exhausted:
+                        batch = await self._run(next_batch)
+                        exhausted = not batch
+                        queue.extend(batch)
+                    if not queue:
+                        break
+                    inflight.append(self._pool.submit(reader.read_piece, blocks, queue.popleft()))
+                if not inflight:
+                    break
+                yield await asyncio.wrap_future(inflight.popleft(), loop=loop)
+            self._repo.note_access(str(cid))
+        finally:
+            for fut in inflight:
+                fut.cancel()
+
+    def _get_many_sync(self, cids: list[ContentId]) -> list[bytes]:
+        blocks = self._repo.blocks
+        roots = blocks.get_many_small(cids)
+        out: list[bytes] = [b""] * len(cids)
+        flat: dict[int, tuple[mf.Link, ...]] = {}
+        for i, cid in enumerate(cids):
+            data = roots.get(cid.digest)
+            if data is None:
+                raise NotFoundError(f"{cid} is not stored here")
+            if not cid.is_manifest:
+                out[i] = bytes(data)
+                continue
+            m = reader.decode_manifest(cid, data)
+            if isinstance(m, mf.FileManifest) and not any(lk.cid.is_manifest for lk in m.links):
+                flat[i] = m.links
+            else:
+                out[i] = reader.read_range(blocks, cid, 0, None)
+        need = list({lk.cid.digest: lk.cid for ls in flat.values() for lk in ls}.values())
+        got = blocks.get_many_small(need)
+        for i, links in flat.items():
+            parts = []
+            for lk in links:
+                d = got.get(lk.cid.digest)
+                parts.append(bytes(d) if d is not None else reader.read_block(blocks, lk.cid))
+            out[i] = parts[0] if len(parts) == 1 else b"".join(parts)
+        for cid in cids:
+            self._repo.note_access(str(cid))
+        return out
+
+    async def get_many(self, ids: Iterable[IdLike]) -> list[bytes]:
+        """Read many (small) files in one batch; each verified."""
+        cids = [parse_id(i) for i in ids]
+        return await self._run(self._get_many_sync, cids)
+
+    async def get_to_path(
+        self, id: IdLike, dest: str | os.PathLike[str], progress: Progress = None
+    ) -> Path:
+        """Write a file, or a directory tree, to ``dest`` (via a temporary name)."""
+        cid = parse_id(id)
+        tick = self._threadsafe(progress)
+
+        def run() -> Path:
+            info = self._stat_sync(cid)
+            out = export.get_to_path(
+                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick
+            )
+            self._repo.note_access(str(cid))
+            return out
+
+        return await self._run(run)
+
+    async def list_dir(self, id: IdLike) -> list[DirEntry]:
+        cid = parse_id(id)
+
+        def run() -> list[DirEntry]:
+            if not cid.is_manifest or self._repo.blocks.row(cid.digest) is None:
+                raise NotFoundError(f"directory {cid} is not stored here")
+            m = reader.load_manifest(self._repo.blocks, cid)
+            if not isinstance(m, mf.DirManifest):
+                raise InvalidArgumentError(f"{cid} is a file, not a directory")
+            return [DirEntry(e.name, str(e.cid), e.size, e.kind) for e in m.entries]
+
+        return await self._run(run)
+
+    def _stat_sync(self, cid: ContentId) -> FileInfo:
+        got = index.get(self._repo.db.reader(), str(cid))
+        if got is not None:
+            return self._repo.with_hits(got)
+        if self._repo.blocks.row(cid.digest) is None:
+            raise NotFoundError(f"{cid} is not stored here")
+        kind, size, ctype = "file", reader.file_size(self._repo.blocks, cid), ""
+        if cid.is_manifest and isinstance(
+            reader.load_manifest(self._repo.blocks, cid), mf.DirManifest
+        ):
+            kind, ctype = "dir", "inode/directory"
+        return FileInfo(
+            id=str(cid),
+            name="",
+            size=size,
+            content_type=ctype or "application/octet-stream",
+            kind=kind,
+        )
+
+    async def stat(self, id: IdLike) -> FileInfo:
+        """What the index knows of ``id`` (a bare block/manifest gets a minimal record)."""
+        return await self._run(self._stat_sync, parse_id(id))
+
+    async def ls(self, limit: int | None = None) -> list[FileInfo]:
+        """Indexed files, newest first (expired ones hidden)."""
+
+        def run() -> list[FileInfo]:
+            rows = index.ls(self._repo.db.reader(), self._repo.clock(), limit)
+            return [self._repo.with_hits(r) for r in rows]
+
+        return await self._run(run)
+
+    async def search(
+        self,
+        query: str = "",
+        *,
+        content_type: str | None = None,
+        min_size: int | None = None,
+        max_size: int | None = None,
+        tag: str | None = None,
+        sort: str = "relevance",
+        limit: int = 50,
+    ) -> list[FileInfo]:
+        """FTS5 search over name, description and tags, with filters, sort and limit."""
+        return await self._run(
+            lambda: index.search(
+                self._repo.db.reader(),
+                query,
+                now=self._repo.clock(),
+                content_type=content_type,
+                min_size=min_size,
+                max_size=max_size,
+                tag=tag,
+                sort=sort,
+                limit=limit,
+            )
+        )
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def verify(self, id: IdLike | None = None) -> VerifyReport:
+        cid = None if id is None else parse_id(id)
+        return await self._run(lifecycle.verify, self._repo, cid)
+
+    async def remove(self, id: IdLike) -> None:
+        """Drop a file from the index; its blocks go at the next gc (unless shared)."""
+        await self._run(self._repo.remove, parse_id(id))
+
+    async def pin(self, id: IdLike) -> None:
+        await self._run(self._repo.set_pin, parse_id(id), True)
+
+    async def unpin(self, id: IdLike) -> None:
+        await self._run(self._repo.set_pin, parse_id(id), False)
+
+    async def gc(self) -> GcReport:
+        return await self._run(lifecycle.gc, self._repo)
+
+    async def stats(self) -> Stats:
+        return await self._run(lifecycle.stats, self._repo)
+
+    # -- raw blocks (network layer) ----------------------------------------------
+
+    async def has_block(self, cid: IdLike) -> bool:
+        c = parse_id(cid)
+        return await self._run(self._repo.blocks.has, c)
+
+    async def get_block(self, cid: IdLike) -> bytes:
+        """The verified plain bytes of one block; ``NotFoundError`` if absent."""
+        c = parse_id(cid)
+        return await self._run(lambda: bytes(self._repo.blocks.get(c)))
+
+    async def put_block(self, data: bytes, codec: int = ContentId.RAW) -> ContentId:
+        """Store one block (held: gc keeps it until ``release_block``); return its id."""
+        return (await self._run(self._repo.put_blocks, [(data, codec)]))[0]
+
+    async def put_blocks(self, items: Sequence[tuple[bytes, int]]) -> list[ContentId]:
+        """Store many blocks in one group commit."""
+        return await self._run(self._repo.put_blocks, list(items))
+
+    async def release_block(self, cid: IdLike) -> None:
+        """Stop holding a block stored by ``put_block``; gc may then collect it."""
+        await self._run(self._repo.set_pin, parse_id(cid), False)
+
+    async def manifest_children(self, cid: IdLike) -> list[ContentId]:
+        """The ids a manifest references directly (chunks, sub-manifests, entries)."""
+        c = parse_id(cid)
+        if not c.is_manifest:
+            return []
+        return await self._run(
+            lambda: list(mf.children(reader.load_manifest(self._repo.blocks, c)))
+        )
+
+    async def dag_blocks(self, cid: IdLike) -> list[ContentId]:
+        """Every block id reachable from ``cid``, root first."""
+        c = parse_id(cid)
+        return await self._run(lambda: list(reader.dag(self._repo.blocks, c)))
+
+    async def list_block_ids(self) -> list[ContentId]:
+        return await self._run(lambda: list(self._repo.blocks.iter_ids()))
+
+    async def iter_blocks(self, batch: int = 1000) -> AsyncIterator[ContentId]:
+        """Every stored block id, fetched ``batch`` at a time."""
+        it = self._repo.blocks.iter_ids()
+
+        def take() -> list[ContentId]:
+            out = []
+            for c in it:
+                out.append(c)
+                if len(out) >= batch:
+                    break
+            return out
+
+        while True:
+            part = await self._run(take)
+            if not part:
+                return
+            for c in part:
+                yield c
+
+
+__all__ = ["Store"]

@@ -1,0 +1,275 @@
+"""Block storage: small blocks inside SQLite, large blocks as files, verified on read.
+
+Layout and durability (see docs/storage.md):
+
+* A block's stored form is ``header + payload`` (:mod:`hashmesh.content.compress`).
+* Blocks whose plain size is at most :data:`SMALL_MAX` live in the ``block_data``
+  table, written in the same transaction as the index rows that reference them.
+* Larger blocks live in ``blocks/<2 hex>/<64 hex>``: written to a temporary name
+  in the same directory, fsync'd, renamed into place; the directories are
+  fsync'd before the transaction that adds their ``blocks`` rows commits.
+
+A ``blocks`` row therefore only ever names bytes that are already durable. A
+block file without a row is an orphan from an interrupted put; gc removes it.
+
+Every read re-hashes the plain bytes; a mismatch, a bad header or a missing
+file raises :class:`IntegrityError` naming the block.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hashmesh.content.compress import KIND_MANIFEST, KIND_RAW, BlockCodec
+from hashmesh.errors import DecodeError, IntegrityError, NotFoundError
+from hashmesh.ids import CODEC_MANIFEST, CODEC_RAW, ContentId, blake3_digest
+from hashmesh.store.capacity import fsync_dir, storage_error
+from hashmesh.store.db import Database
+
+SMALL_MAX = 64 * 1024
+_KIND_OF_CODEC = {CODEC_RAW: KIND_RAW, CODEC_MANIFEST: KIND_MANIFEST}
+_CODEC_OF_KIND = {KIND_RAW: CODEC_RAW, KIND_MANIFEST: CODEC_MANIFEST}
+_tmp_counter = itertools.count()
+
+
+def kind_of(cid: ContentId) -> int:
+    return _KIND_OF_CODEC[cid.codec]
+
+
+def cid_of(digest: bytes, kind: int) -> ContentId:
+    return ContentId(digest, _CODEC_OF_KIND[kind])
+
+
+@dataclass(frozen=True, slots=True)
+class BlockRow:
+    """What the index knows of one stored block."""
+
+    digest: bytes
+    kind: int
+    size: int
+    stored: int
+    flags: int
+    data_id: int | None
+
+
+class BlockStore:
+    """Read, verify and write blocks of one repository (thread-safe)."""
+
+    def __init__(self, root: Path, db: Database, level: int, compress_min: int) -> None:
+        self.root = root
+        self.dir = root / "blocks"
+        self.db = db
+        self._level = level
+        self._compress_min = compress_min
+        self._local = threading.local()
+
+    # -- setup ---------------------------------------------------------------
+
+    def create_layout(self) -> None:
+        """Create ``blocks/`` and its 256 fan-out directories, durably."""
+        self.dir.mkdir(exist_ok=True)
+        for i in range(256):
+            (self.dir / f"{i:02x}").mkdir(exist_ok=True)
+            fsync_dir(self.dir / f"{i:02x}")
+        fsync_dir(self.dir)
+        fsync_dir(self.root)
+
+    def codec(self) -> BlockCodec:
+        """This thread's reusable zstd codec."""
+        codec: BlockCodec | None = getattr(self._local, "codec", None)
+        if codec is None:
+            codec = BlockCodec(self._level, self._compress_min)
+            self._local.codec = codec
+        return codec
+
+    def path_of(self, digest: bytes) -> Path:
+        h = digest.hex()
+        return self.dir / h[:2] / h
+
+    # -- reading -------------------------------------------------------------
+
+    def row(self, digest: bytes) -> BlockRow | None:
+        r = (
+            self.db.reader()
+            .execute(
+                "SELECT kind, size, stored, flags, data_id FROM blocks WHERE digest = ?",
+                (digest,),
+            )
+            .fetchone()
+        )
+        return None if r is None else BlockRow(digest, *r)
+
+    def has(self, cid: ContentId) -> bool:
+        r = self.row(cid.digest)
+        return r is not None and r.kind == kind_of(cid)
+
+    def stored_form(self, cid: ContentId, row: BlockRow) -> bytes:
+        if row.data_id is not None:
+            got = (
+                self.db.reader()
+                .execute("SELECT data FROM block_data WHERE id = ?", (row.data_id,))
+                .fetchone()
+            )
+            if got is None:
+                raise IntegrityError(f"block {cid} is missing from the index", block_id=str(cid))
+            return got[0]
+        path = self.path_of(cid.digest)
+        try:
+            with open(path, "rb", buffering=0) as f:
+                return f.read()
+        except FileNotFoundError:
+            raise IntegrityError(f"block {cid} is missing from disk", block_id=str(cid)) from None
+        except OSError as exc:
+            raise storage_error(exc, f"read block file {path}") from None
+
+    def check(self, cid: ContentId, stored: bytes | memoryview) -> bytes | memoryview:
+        """Decode a stored block and verify it against ``cid``; return the plain bytes."""
+        try:
+            header, plain = self.codec().decode(stored)
+        except DecodeError as exc:
+            raise IntegrityError(f"block {cid} is corrupt: {exc}", block_id=str(cid)) from None
+        if header.kind != kind_of(cid) or blake3_digest(plain) != cid.digest:
+            raise IntegrityError(
+                f"block {cid} is corrupt: its bytes do not match its id", block_id=str(cid)
+            )
+        return plain
+
+    def get(self, cid: ContentId) -> bytes | memoryview:
+        """The verified plain bytes of a block; NotFoundError if it is not stored."""
+        row = self.row(cid.digest)
+        if row is None or row.kind != kind_of(cid):
+            raise NotFoundError(f"block {cid} is not stored here")
+        return self.check(cid, self.stored_form(cid, row))
+
+    def get_many_small(self, cids: list[ContentId]) -> dict[bytes, bytes | memoryview]:
+        """Verified bytes of many blocks in one query; absent ids are left out."""
+        out: dict[bytes, bytes | memoryview] = {}
+        conn = self.db.reader()
+        for start in range(0, len(cids), 500):
+            part = cids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = conn.execute(
+                "SELECT b.digest, b.kind, d.data FROM blocks b LEFT JOIN block_data d "
+                f"ON d.id = b.data_id WHERE b.digest IN ({marks})",
+                [c.digest for c in part],
+            ).fetchall()
+            by_digest = {r[0]: r for r in rows}
+            for cid in part:
+                r = by_digest.get(cid.digest)
+                if r is None or r[1] != kind_of(cid):
+                    continue
+                stored = r[2]
+                if stored is None:
+                    stored = self.stored_form(cid, BlockRow(cid.digest, r[1], 0, 0, 0, None))
+                out[cid.digest] = self.check(cid, stored)
+        return out
+
+    def iter_rows(self) -> Iterator[BlockRow]:
+        conn = self.db.reader()
+        last = b""
+        while True:
+            rows = conn.execute(
+                "SELECT digest, kind, size, stored, flags, data_id FROM blocks "
+                "WHERE digest > ? ORDER BY digest LIMIT 1000",
+                (last,),
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield BlockRow(*r)
+            last = rows[-1][0]
+
+    def iter_ids(self) -> Iterator[ContentId]:
+        for r in self.iter_rows():
+            yield cid_of(r.digest, r.kind)
+
+    # -- writing -------------------------------------------------------------
+
+    def write_file(self, digest: bytes, header: bytes, payload: bytes | memoryview) -> Path:
+        """Durably write one large block file (tmp, fsync, rename); the caller fsyncs the dir."""
+        final = self.path_of(digest)
+        tmp = final.parent / f".{final.name}.{os.getpid()}.{next(_tmp_counter)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            parts = [memoryview(header), memoryview(payload)]
+            while parts:
+                n = os.writev(fd, parts)
+                while parts and n >= len(parts[0]):
+                    n -= len(parts[0])
+                    parts.pop(0)
+                if parts and n:
+                    parts[0] = parts[0][n:]
+            os.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            _unlink(tmp)
+            raise
+        os.close(fd)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            _unlink(tmp)
+            raise
+        return final
+
+    def insert_rows(self, conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+        """Insert ``(digest, kind, size, stored_bytes_or_len, flags)`` rows in a transaction.
+
+        ``stored_bytes_or_len`` is the stored form itself for small blocks (kept in
+        SQLite) or its length for blocks already written as files.
+        """
+        for digest, kind, size, stored, flags in rows:
+            if conn.execute("SELECT 1 FROM blocks WHERE digest = ?", (digest,)).fetchone():
+                continue
+            if isinstance(stored, int):
+                conn.execute(
+                    "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, NULL)",
+                    (digest, kind, size, stored, flags),
+                )
+            else:
+                cur = conn.execute("INSERT INTO block_data(data) VALUES (?)", (stored,))
+                conn.execute(
+                    "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                    (digest, kind, size, len(stored), flags, cur.lastrowid),
+                )
+
+    def remove_files(self, digests: Iterable[bytes]) -> None:
+        for digest in digests:
+            _unlink(self.path_of(digest))
+
+    def orphan_files(self) -> Iterator[Path]:
+        """Block files (and stale temporaries) that no ``blocks`` row names."""
+        conn = self.db.reader()
+        for sub in sorted(self.dir.iterdir()):
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub):
+                name = entry.name
+                if name.endswith(".tmp"):
+                    yield Path(entry.path)
+                    continue
+                try:
+                    digest = bytes.fromhex(name)
+                except ValueError:
+                    continue
+                r = conn.execute(
+                    "SELECT data_id FROM blocks WHERE digest = ?", (digest,)
+                ).fetchone()
+                if r is None or r[0] is not None:
+                    yield Path(entry.path)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+__all__ = ["SMALL_MAX", "BlockRow", "BlockStore", "cid_of", "kind_of"]

@@ -1,0 +1,94 @@
+"""Writing stored files and directory trees back to the local file system.
+
+Output goes to a temporary name next to the destination and is renamed into
+place only when complete, so a failed or interrupted get never leaves a
+half-written file under the requested name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from hashmesh.content import manifest as mf
+from hashmesh.errors import InvalidArgumentError
+from hashmesh.ids import ContentId
+from hashmesh.store import capacity
+from hashmesh.store.blockstore import BlockStore
+from hashmesh.store.reader import load_manifest, plan, read_piece
+
+Progress = Callable[[int, int], None] | None
+
+
+def _write_file(
+    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
+) -> None:
+    with open(dest, "xb") as f:
+        for piece in plan(blocks, cid):
+            data = read_piece(blocks, piece)
+            f.write(data)
+            tick(len(data))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _write_tree(
+    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
+) -> None:
+    m = load_manifest(blocks, cid)
+    if not isinstance(m, mf.DirManifest):
+        _write_file(blocks, cid, dest, tick)
+        return
+    dest.mkdir()
+    for e in m.entries:
+        target = dest / mf.check_name(e.name)
+        if e.kind == "dir":
+            _write_tree(blocks, e.cid, target, tick)
+        else:
+            _write_file(blocks, e.cid, target, tick)
+
+
+def get_to_path(
+    blocks: BlockStore, cid: ContentId, dest: Path, name: str, size: int, progress: Progress
+) -> Path:
+    """Write file or tree ``cid`` to ``dest`` (into it, under ``name``, if it is a directory)."""
+    is_dir = cid.is_manifest and isinstance(load_manifest(blocks, cid), mf.DirManifest)
+    if dest.is_dir():
+        dest = dest / mf.check_name(name or str(cid))
+    if is_dir and dest.exists():
+        raise InvalidArgumentError(f"{dest} already exists")
+    if not dest.parent.is_dir():
+        raise InvalidArgumentError(f"no such directory: {dest.parent}")
+    tmp = dest.parent / f".{dest.name}.hashmesh-{os.getpid()}.part"
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, size)
+
+    try:
+        if is_dir:
+            _write_tree(blocks, cid, tmp, tick)
+        else:
+            _write_file(blocks, cid, tmp, tick)
+        os.replace(tmp, dest)
+    except BaseException as exc:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        if isinstance(exc, FileExistsError):
+            raise InvalidArgumentError(f"{tmp} is in the way; remove it and retry") from None
+        if isinstance(exc, OSError):
+            if capacity.is_disk_full(exc):
+                raise capacity.disk_full_error(dest.parent) from None
+            raise capacity.storage_error(exc, f"write {dest}") from None
+        raise
+    return dest
+
+
+__all__ = ["get_to_path"]
