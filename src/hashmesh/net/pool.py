@@ -7,7 +7,7 @@
   idle connection to evict, a dial fails with :class:`PeerUnavailableError` and
   an accepted connection is refused.
 * A sweeper closes connections with nothing in flight for ``idle_timeout``.
-* After a failed dial the peer fails fast for ``dial_backoff`` seconds.
+* After a failed dial, that (peer, address) fails fast for ``dial_backoff`` seconds.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Pool:
         self._by_peer: OrderedDict[NodeId, Connection] = OrderedDict()
         self._all: set[Connection] = set()
         self._dialing: dict[NodeId, asyncio.Future[Connection]] = {}
-        self._failed_until: dict[NodeId, float] = {}
+        self._failed_until: dict[tuple[NodeId, str, int], float] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -66,8 +66,9 @@ class Pool:
         if pending is not None:
             return await asyncio.shield(pending)
         loop = asyncio.get_running_loop()
-        if self._failed_until.get(node_id, 0.0) > loop.time():
-            raise PeerUnavailableError(f"peer {node_id.short()} failed recently")
+        key = (node_id, host, port)
+        if self._failed_until.get(key, 0.0) > loop.time():
+            raise PeerUnavailableError(f"peer {node_id.short()} at {host}:{port} failed recently")
         if not self._make_room(1):
             raise PeerUnavailableError("connection limit reached and no connection is idle")
         fut: asyncio.Future[Connection] = loop.create_future()
@@ -77,7 +78,7 @@ class Pool:
             conn = await self._dial(host, port, node_id)
         except (HashmeshError, asyncio.CancelledError) as exc:
             if self._config.dial_backoff and not isinstance(exc, asyncio.CancelledError):
-                self._failed_until[node_id] = loop.time() + self._config.dial_backoff
+                self._failed_until[key] = loop.time() + self._config.dial_backoff
                 if len(self._failed_until) > 4 * self._config.max_connections:
                     self._failed_until.clear()
             if isinstance(exc, asyncio.CancelledError):
@@ -87,7 +88,7 @@ class Pool:
             raise
         finally:
             self._dialing.pop(node_id, None)
-        self._failed_until.pop(node_id, None)
+        self._failed_until.pop(key, None)
         self._register(conn)
         fut.set_result(conn)
         return conn
