@@ -141,21 +141,23 @@ class RoutingTable:
         i = (self._me_int ^ t).bit_length() - 1
         buckets = self._buckets
         cands: list[PeerInfo] = []
-        if i >= 0 and buckets[i] is not None:
-            cands.extend(buckets[i].peers)  # type: ignore[union-attr]
-        if len(cands) < count + 1:
-            for j in range(i - 1 if i >= 0 else -1, -1, -1):
-                b = buckets[j]
-                if b is not None:
+
+        def take(b: Bucket | None) -> None:
+            if b is not None:
+                if exclude is None:
                     cands.extend(b.peers)
+                else:
+                    cands.extend(p for p in b.peers if p.node_id.value != exclude)
+
+        if i >= 0:
+            take(buckets[i])
+        if len(cands) < count:
+            for j in range(i - 1, -1, -1):  # one distance band: all or nothing
+                take(buckets[j])
             j = i + 1
-            while len(cands) < count + 1 and j < ID_BITS:
-                b = buckets[j]
-                if b is not None:
-                    cands.extend(b.peers)
+            while len(cands) < count and j < ID_BITS:
+                take(buckets[j])
                 j += 1
-        if exclude is not None:
-            cands = [p for p in cands if p.node_id.value != exclude]
         cands.sort(key=lambda p: int.from_bytes(p.node_id.value, "big") ^ t)
         return cands[:count]
 
