@@ -120,6 +120,9 @@ class Connection(asyncio.Protocol):
         self._oneway: set[asyncio.Task[None]] = set()
         self._credits: dict[int, list[Any]] = {}  # rid -> [credit, waiter future | None]
         self._write_paused = False
+        self._wbuf: list[bytes] = []
+        self._wbuf_size = 0
+        self._flush_handle: asyncio.Handle | None = None
         self._drain_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
         self.last_activity = self._loop.time()
@@ -400,28 +403,46 @@ class Connection(asyncio.Protocol):
         frame = join_kind(kind, body)
         self._check_usable(body)
         timeout = self._config.request_timeout if timeout is None else timeout
-        rid = 0
+        loop = self._loop
+        deadline = loop.time() + timeout
+        sem = self._inflight
+        if sem.locked():
+            try:
+                async with asyncio.timeout(timeout):
+                    await sem.acquire()
+            except TimeoutError:
+                raise self._timeout_error(kind, timeout) from None
+        else:
+            await sem.acquire()  # free slot: returns without suspending
         try:
-            async with asyncio.timeout(timeout):
-                async with self._inflight:
-                    if not self.is_open:
-                        raise PeerUnavailableError(f"connection to {self.peer} is closed")
-                    rid = self._next_id
-                    self._next_id += 1
-                    fut: asyncio.Future[bytes] = self._loop.create_future()
-                    self._pending[rid] = fut
-                    self._write(FrameType.REQUEST, rid, frame)
-                    if self._write_paused:
-                        await self.drain()
-                    return await fut
-        except TimeoutError:
-            raise RequestTimeoutError(
-                f"no answer from {self.peer} to request kind {kind} within {timeout:g}s"
-            ) from None
+            if not self.is_open:
+                raise PeerUnavailableError(f"connection to {self.peer} is closed")
+            rid = self._next_id
+            self._next_id += 1
+            fut: asyncio.Future[bytes] = loop.create_future()
+            self._pending[rid] = fut
+            self._write(FrameType.REQUEST, rid, frame)
+            timer = loop.call_at(deadline, self._expire, fut, kind, timeout)
+            try:
+                if self._write_paused:
+                    await self.drain()
+                return await fut
+            finally:
+                timer.cancel()
+                if self._pending.pop(rid, None) is not None:  # timed out or cancelled
+                    self._gather.pop(rid, None)
+                    self._cancel_remote(rid)
         finally:
-            if rid and self._pending.pop(rid, None) is not None:
-                self._gather.pop(rid, None)
-                self._cancel_remote(rid)
+            sem.release()
+
+    def _timeout_error(self, kind: int, timeout: float) -> RequestTimeoutError:
+        return RequestTimeoutError(
+            f"no answer from {self.peer} to request kind {kind} within {timeout:g}s"
+        )
+
+    def _expire(self, fut: asyncio.Future[bytes], kind: int, timeout: float) -> None:
+        if not fut.done():
+            fut.set_exception(self._timeout_error(kind, timeout))
 
     async def stream(
         self, kind: int, body: bytes, timeout: float | None = None
@@ -485,15 +506,36 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ writing and closing
     def _write(self, ftype: int, rid: int, payload: bytes = b"") -> None:
+        """Queue one frame. Small frames are coalesced into one write per loop turn."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         header = HEADER.pack(len(payload), ftype, rid)
-        if len(payload) <= _SMALL_WRITE:
-            transport.write(header + payload)
-        else:
+        if len(payload) > _SMALL_WRITE:
+            if self._wbuf:
+                self._flush()
             transport.write(header)
             transport.write(payload)
+            return
+        self._wbuf.append(header + payload if payload else header)
+        self._wbuf_size += len(payload) + len(header)
+        if self._wbuf_size > _SMALL_WRITE:
+            self._flush()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if not self._wbuf:
+            return
+        data = b"".join(self._wbuf) if len(self._wbuf) > 1 else self._wbuf[0]
+        self._wbuf.clear()
+        self._wbuf_size = 0
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     async def drain(self) -> None:
         """Wait while the transport's write buffer is over its high-water mark."""
@@ -517,6 +559,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close gracefully (buffered writes are flushed first)."""
+        self._flush()
         if self._transport is not None and not self._transport.is_closing():
             self._transport.close()
         if self._transport is None:
@@ -544,6 +587,10 @@ class Connection(asyncio.Protocol):
             return
         if self._hs_timer is not None:
             self._hs_timer.cancel()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._wbuf.clear()
         reason = self.close_reason or exc
         self.close_reason = reason
         if not self.ready.done():

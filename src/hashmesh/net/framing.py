@@ -148,7 +148,8 @@ class FrameDecoder:
             stop = pos + HEADER_SIZE + length
             if stop > len(buf):
                 return None
-            payload = bytes(buf[pos + HEADER_SIZE : stop])
+            with memoryview(buf) as view:  # one copy, not two
+                payload = bytes(view[pos + HEADER_SIZE : stop])
             check_frame(ftype, rid, payload)
         except DecodeError:
             self._failed = True
