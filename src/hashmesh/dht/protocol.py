@@ -204,6 +204,20 @@ class Protocol:
                 self.routing_table.update(s, now)
         return self._begin(BOOTSTRAP, self.me.node_id.value, now, public=True).op
 
+    def add_contact(self, peer: PeerInfo, now: float) -> bool:
+        """Put a known-good ``peer`` in the routing table without any traffic (seeding, oracles).
+
+        Full buckets are left alone (no ping, no eviction). True if the peer is now held.
+        """
+        if self._left or not peer_id_ok(peer):
+            return False
+        self._start(now)
+        rt = self.routing_table
+        if rt.get(peer.node_id.value) is None and len(rt.bucket(rt.index_of(peer.id))) >= rt.k:
+            return False
+        rt.update(peer, now)
+        return rt.get(peer.node_id.value) is not None
+
     def lookup(self, target: bytes, now: float) -> int:
         """Find the k closest peers to ``target`` -> :class:`LookupDone`."""
         self._start(now)

@@ -256,3 +256,45 @@ def test_holder_republish_cost_grows_with_regions_not_keys() -> None:
     # more keys cost stores, not lookups
     few, many = find_nodes_during_republish(100), find_nodes_during_republish(400)
     assert 0 < many <= few * 1.5
+
+
+def test_add_contact_never_pings() -> None:
+    p, rng = _solo()
+    a, b, c = (_peer_in_top_bucket(p, rng, i) for i in range(3))
+    assert p.add_contact(a, 0.0) and p.add_contact(b, 0.0)
+    assert not p.add_contact(c, 0.0)  # full: left alone
+    assert p.messages_to_send() == [] and p.pending_requests == 0
+
+
+def test_holder_skips_records_a_peer_just_republished() -> None:
+    cfg = DhtConfig(
+        k=4,
+        request_timeout=1.0,
+        republish_interval=50.0,
+        originator_republish_interval=10_000.0,
+        bucket_refresh_interval=10_000.0,
+    )
+    net = MemNet(30, seed=31, config=cfg)
+    net.bootstrap_all()
+    holder = net.proto(4)
+    rng = random.Random(32)
+    recs = [ValueRecord.of(rng.randbytes(8)) for _ in range(10)]
+    for r in recs:
+        holder.records.put(r, net.now, 10_000.0, received=False)
+    fresh = ValueRecord.of(b"just got this from a peer")
+    sent: list = []
+    real = holder.messages_to_send
+
+    def spy():
+        out = real()
+        sent.extend(m for _, m in out)
+        return out
+
+    holder.messages_to_send = spy  # type: ignore[method-assign]
+    t_fresh = net.now + 45  # received shortly before the republish fires
+    net.run(until=t_fresh)
+    holder.records.put(fresh, net.now, 10_000.0, received=True)
+    net.run(until=net.now + 60)
+    stored = {m.record.key for m in sent if isinstance(m, Store)}
+    assert {r.key for r in recs} <= stored
+    assert fresh.key not in stored
