@@ -76,7 +76,6 @@ class BlockStore:
         self.dir.mkdir(exist_ok=True)
         for i in range(256):
             (self.dir / f"{i:02x}").mkdir(exist_ok=True)
-            fsync_dir(self.dir / f"{i:02x}")
         fsync_dir(self.dir)
         fsync_dir(self.root)
 

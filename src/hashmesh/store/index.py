@@ -147,7 +147,7 @@ def fid_of(conn: sqlite3.Connection, cid: str) -> int | None:
 
 
 def ls(conn: sqlite3.Connection, now: float, limit: int | None) -> list[FileInfo]:
-    sql = f"SELECT {_COLUMNS} FROM files WHERE expires IS NULL OR expires > ? ORDER BY created DESC, fid DESC"
+    sql = f"SELECT {_COLUMNS} FROM files WHERE expires IS NULL OR expires > ? OR pinned = 1 ORDER BY created DESC, fid DESC"
     args: list = [now]
     if limit is not None:
         sql += " LIMIT ?"
@@ -185,7 +185,7 @@ def search(
     for v, what in ((min_size, "min_size"), (max_size, "max_size")):
         if v is not None and (not isinstance(v, int) or v < 0):
             raise InvalidArgumentError(f"{what} must be a non-negative integer")
-    where = ["(f.expires IS NULL OR f.expires > ?)"]
+    where = ["(f.expires IS NULL OR f.expires > ? OR f.pinned = 1)"]
     args: list = [now]
     if content_type:
         where.append("f.content_type >= ? AND f.content_type < ?")

@@ -99,12 +99,17 @@ def _chunks_to_file(
     builder = mf.TreeBuilder(lambda b: ing.add(b, KIND_MANIFEST, refs))
     head = b""
     first = True
-    for chunk in chunks:
-        if first:
-            head = bytes(chunk[:HEAD_BYTES])
-            first = False
-        builder.add(ing.add(chunk, KIND_RAW, refs), len(chunk))
-        counter.add(len(chunk))
+    try:
+        for chunk in chunks:
+            if first:
+                head = bytes(chunk[:HEAD_BYTES])
+                first = False
+            builder.add(ing.add(chunk, KIND_RAW, refs), len(chunk))
+            counter.add(len(chunk))
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
     cid, size = builder.finish()
     return cid, size, head
 

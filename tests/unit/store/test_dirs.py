@@ -1,0 +1,94 @@
+"""Directories: nested trees, empty directories and files, listing, export."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from hashmesh.errors import InvalidArgumentError, NotFoundError
+
+
+def _tree(root):
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "empty").mkdir()
+    (root / "a" / "one.txt").write_bytes(b"one" * 1000)
+    (root / "a" / "b" / "two.bin").write_bytes(os.urandom(20_000))
+    (root / "a" / "b" / "c" / "zero").write_bytes(b"")
+    (root / "top.txt").write_text("top level")
+    os.symlink(root / "top.txt", root / "link")  # symlinks are skipped
+
+
+def _snapshot(root):
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        out[rel] = ("dir", sorted(dirs))
+        for f in files:
+            with open(os.path.join(dirpath, f), "rb") as fh:
+                out[os.path.join(rel, f)] = fh.read()
+    return out
+
+
+def test_dir_round_trip(env, tmp_path):
+    src = tmp_path / "src"
+    _tree(src)
+    os.unlink(src / "link")
+    expected = _snapshot(src)
+    os.symlink(src / "top.txt", src / "link")
+    info = env.run(env.store.put_dir(src, tags=["tree"]))
+    assert info.kind == "dir" and info.name == "src" and info.content_type == "inode/directory"
+    assert info.size == 3000 + 20_000 + 9
+    entries = env.run(env.store.list_dir(info.id))
+    assert [(e.name, e.kind) for e in entries] == [
+        ("a", "dir"),
+        ("empty", "dir"),
+        ("top.txt", "file"),
+    ]
+    sub = env.run(env.store.list_dir(entries[0].id))
+    assert [e.name for e in sub] == ["b", "one.txt"]
+    assert env.run(env.store.read(sub[1].id)) == b"one" * 1000
+    out = env.run(env.store.get_to_path(info.id, tmp_path / "out"))
+    assert out == tmp_path / "out"
+    assert _snapshot(out) == expected
+    into = tmp_path / "into"
+    into.mkdir()
+    assert env.run(env.store.get_to_path(info.id, into)) == into / "src"
+    with pytest.raises(InvalidArgumentError):
+        env.run(env.store.get_to_path(info.id, into))  # into/src exists now
+    with pytest.raises(InvalidArgumentError):
+        env.run(env.store.read(info.id))
+    assert env.run(env.store.verify(info.id)).ok
+
+
+def test_empty_dir_and_empty_file(env, tmp_path):
+    d = tmp_path / "nothing"
+    d.mkdir()
+    info = env.run(env.store.put_path(d))
+    assert info.kind == "dir" and info.size == 0
+    assert env.run(env.store.list_dir(info.id)) == []
+    f = tmp_path / "empty.txt"
+    f.write_bytes(b"")
+    fi = env.run(env.store.put_path(f))
+    assert fi.kind == "file" and fi.size == 0
+    assert env.run(env.store.read(fi.id)) == b""
+    dest = env.run(env.store.get_to_path(fi.id, tmp_path / "copy"))
+    assert dest.read_bytes() == b""
+    with pytest.raises(InvalidArgumentError):
+        env.run(env.store.list_dir(fi.id))
+
+
+def test_dir_blocks_survive_gc_and_file_export(env, tmp_path):
+    src = tmp_path / "src"
+    _tree(src)
+    info = env.run(env.store.put_dir(src))
+    env.run(env.store.gc())
+    assert env.run(env.store.verify()).ok
+    entries = env.run(env.store.list_dir(info.id))
+    f = env.run(env.store.get_to_path(entries[2].id, tmp_path / "t.txt"))
+    assert f.read_text() == "top level"
+    env.run(env.store.remove(info.id))
+    env.run(env.store.gc())
+    assert env.run(env.store.stats()).blocks == 0
+    with pytest.raises(NotFoundError):
+        env.run(env.store.list_dir(info.id))
