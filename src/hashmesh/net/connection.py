@@ -39,14 +39,14 @@ from hashmesh.net.config import TransportConfig
 from hashmesh.net.framing import (
     CREDIT,
     HEADER,
+    KIND,
+    MAX_KIND,
     Code,
     FrameDecoder,
     FrameType,
     encode_error,
     error_from_payload,
     error_payload,
-    join_kind,
-    split_kind,
 )
 from hashmesh.net.handshake import Handshake, PeerIdentity
 
@@ -181,9 +181,9 @@ class Connection(asyncio.Protocol):
         decoder = self._decoder
         try:
             decoder.push(data)
-            while (frame := decoder.pop()) is not None:
+            while (frame := decoder.pop_split()) is not None:
                 if self.peer is None:
-                    self._handshake_frame(*frame)
+                    self._handshake_frame(frame[0], frame[1], frame[3])
                 else:
                     self._frame(*frame)
                 if self._transport is None or self.closed.done():
@@ -220,11 +220,11 @@ class Connection(asyncio.Protocol):
             self._fail(HandshakeError("identity handshake timed out"))
 
     # ------------------------------------------------------------------ frames
-    def _frame(self, ftype: int, rid: int, payload: bytes) -> None:
+    def _frame(self, ftype: int, rid: int, kind: int, payload: bytes) -> None:
         if ftype == FrameType.RESPONSE:
             self._settle(rid, payload, None)
         elif ftype == FrameType.REQUEST:
-            self._serve(rid, payload)
+            self._serve(rid, kind, payload)
         elif ftype == FrameType.STREAM:
             self._chunk(rid, payload)
         elif ftype == FrameType.CREDIT:
@@ -238,7 +238,7 @@ class Connection(asyncio.Protocol):
         elif ftype == FrameType.ERROR:
             self._settle(rid, None, error_from_payload(payload, str(self.peer)))
         elif ftype == FrameType.MESSAGE:
-            self._message(payload)
+            self._message(kind, payload)
         elif ftype == FrameType.CANCEL:
             task = self._tasks.get(rid)
             if task is not None:
@@ -293,7 +293,7 @@ class Connection(asyncio.Protocol):
             inbound.wake()
 
     # ------------------------------------------------------------------ serving
-    def _serve(self, rid: int, payload: bytes) -> None:
+    def _serve(self, rid: int, kind: int, body: bytes) -> None:
         peer = self.peer
         assert peer is not None
         if self._handler is None:
@@ -302,7 +302,6 @@ class Connection(asyncio.Protocol):
         if self._admit is not None and not self._admit(peer):
             self._write(FrameType.ERROR, rid, encode_error(Code.BUSY, "rate limit exceeded"))
             return
-        kind, body = split_kind(payload)
         task = self._loop.create_task(self._run_handler(rid, kind, body))
         self._tasks[rid] = task
         if len(self._tasks) >= self._config.max_handlers_per_connection and self._transport:
@@ -361,12 +360,11 @@ class Connection(asyncio.Protocol):
                 await aclose()
         self._write(FrameType.STREAM_END, rid)
 
-    def _message(self, payload: bytes) -> None:
+    def _message(self, kind: int, body: bytes) -> None:
         if self._handler is None or self.peer is None:
             return
         if self._admit is not None and not self._admit(self.peer):
             return
-        kind, body = split_kind(payload)
         task = self._loop.create_task(self._run_oneway(kind, body))
         self._oneway.add(task)
         task.add_done_callback(self._oneway.discard)
@@ -385,7 +383,9 @@ class Connection(asyncio.Protocol):
             log.exception("handler failed on one-way message kind %d from %s", kind, self.peer)
 
     # ------------------------------------------------------------------ requesting
-    def _check_usable(self, body: bytes) -> None:
+    def _check_usable(self, kind: int, body: bytes) -> None:
+        if not 0 <= kind <= MAX_KIND:
+            raise InvalidArgumentError(f"request kind must be 0..{MAX_KIND}, got {kind}")
         if not self.is_open or self.peer is None:
             raise PeerUnavailableError(f"connection to {self.peer or '?'} is closed")
         if len(body) + 2 > self._config.max_frame:
@@ -400,8 +400,7 @@ class Connection(asyncio.Protocol):
         :class:`RequestTimeoutError` past ``timeout`` (default: the config's),
         :class:`PeerUnavailableError` if the connection drops.
         """
-        frame = join_kind(kind, body)
-        self._check_usable(body)
+        self._check_usable(kind, body)
         timeout = self._config.request_timeout if timeout is None else timeout
         loop = self._loop
         deadline = loop.time() + timeout
@@ -421,7 +420,7 @@ class Connection(asyncio.Protocol):
             self._next_id += 1
             fut: asyncio.Future[bytes] = loop.create_future()
             self._pending[rid] = fut
-            self._write(FrameType.REQUEST, rid, frame)
+            self._write(FrameType.REQUEST, rid, body, kind)
             timer = loop.call_at(deadline, self._expire, fut, kind, timeout)
             try:
                 if self._write_paused:
@@ -452,8 +451,7 @@ class Connection(asyncio.Protocol):
         ``timeout`` bounds the wait for each chunk. At most ``stream_window + 1``
         chunks are buffered. Leaving the loop early cancels the request.
         """
-        frame = join_kind(kind, body)
-        self._check_usable(body)
+        self._check_usable(kind, body)
         timeout = self._config.request_timeout if timeout is None else timeout
         window = self._config.stream_window
         async with self._inflight:
@@ -462,7 +460,7 @@ class Connection(asyncio.Protocol):
             inbound = self._inbound[rid] = _Inbound()
             granted = False
             try:
-                self._write(FrameType.REQUEST, rid, frame)
+                self._write(FrameType.REQUEST, rid, body, kind)
                 while True:
                     if not inbound.chunks and not inbound.done:
                         if not self.is_open:
@@ -495,9 +493,8 @@ class Connection(asyncio.Protocol):
 
     async def send(self, kind: int, body: bytes) -> None:
         """Send a one-way message (no answer, no delivery guarantee)."""
-        frame = join_kind(kind, body)
-        self._check_usable(body)
-        self._write(FrameType.MESSAGE, 0, frame)
+        self._check_usable(kind, body)
+        self._write(FrameType.MESSAGE, 0, body, kind)
         await self.drain()
 
     def _cancel_remote(self, rid: int) -> None:
@@ -505,12 +502,18 @@ class Connection(asyncio.Protocol):
             self._write(FrameType.CANCEL, rid)
 
     # ------------------------------------------------------------------ writing and closing
-    def _write(self, ftype: int, rid: int, payload: bytes = b"") -> None:
-        """Queue one frame. Small frames are coalesced into one write per loop turn."""
+    def _write(self, ftype: int, rid: int, payload: bytes = b"", kind: int = -1) -> None:
+        """Queue one frame. Small frames are coalesced into one write per loop turn.
+
+        ``kind`` >= 0 prefixes the payload with it (REQUEST, MESSAGE) without a copy.
+        """
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        header = HEADER.pack(len(payload), ftype, rid)
+        if kind >= 0:
+            header = HEADER.pack(len(payload) + 2, ftype, rid) + KIND.pack(kind)
+        else:
+            header = HEADER.pack(len(payload), ftype, rid)
         if len(payload) > _SMALL_WRITE:
             if self._wbuf:
                 self._flush()

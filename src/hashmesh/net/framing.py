@@ -86,15 +86,20 @@ def encode_frame(ftype: int, rid: int, payload: bytes = b"") -> bytes:
     return HEADER.pack(len(payload), ftype, rid) + payload
 
 
-def check_frame(ftype: int, rid: int, payload: bytes | bytearray | memoryview) -> None:
-    """Raise :class:`DecodeError` if a frame breaks its type's rules."""
+def check_frame(
+    ftype: int, rid: int, payload: bytes | bytearray | memoryview, length: int | None = None
+) -> None:
+    """Raise :class:`DecodeError` if a frame breaks its type's rules.
+
+    ``length`` is the whole payload length when ``payload`` is a body without its kind.
+    """
     if ftype not in _TYPES:
         raise DecodeError(f"unknown frame type 0x{ftype:02x}")
     if ftype in _NEEDS_ID and rid == 0:
         raise DecodeError(f"frame type 0x{ftype:02x} needs a non-zero id")
     if ftype == FrameType.MESSAGE and rid != 0:
         raise DecodeError("a one-way message must have id 0")
-    n = len(payload)
+    n = len(payload) if length is None else length
     if ftype in _KINDED and n < KIND.size:
         raise DecodeError("request or message without a kind")
     if ftype in _EMPTY and n:
@@ -136,10 +141,22 @@ class FrameDecoder:
 
     def pop(self) -> Frame | None:
         """The next whole frame, or None if more bytes are needed."""
+        split = self.pop_split()
+        if split is None:
+            return None
+        ftype, rid, kind, body = split
+        return (ftype, rid, KIND.pack(kind) + body) if kind >= 0 else (ftype, rid, body)
+
+    def pop_split(self) -> tuple[int, int, int, bytes] | None:
+        """Like :meth:`pop`, as (type, id, kind, body); kind is -1 for unkinded types.
+
+        The body of a REQUEST or MESSAGE is sliced without its kind (one copy only).
+        """
         buf, pos = self._buf, self._pos
         if len(buf) - pos < HEADER_SIZE:
             return None
         length, ftype, rid = HEADER.unpack_from(buf, pos)
+        kind = -1
         try:
             if length > self.max_frame:
                 raise DecodeError(f"frame of {length} bytes exceeds the limit {self.max_frame}")
@@ -148,16 +165,20 @@ class FrameDecoder:
             stop = pos + HEADER_SIZE + length
             if stop > len(buf):
                 return None
+            start = pos + HEADER_SIZE
+            if ftype in _KINDED and length >= KIND.size:
+                kind = KIND.unpack_from(buf, start)[0]
+                start += KIND.size
             with memoryview(buf) as view:  # one copy, not two
-                payload = bytes(view[pos + HEADER_SIZE : stop])
-            check_frame(ftype, rid, payload)
+                body = bytes(view[start:stop])
+            check_frame(ftype, rid, body, length)
         except DecodeError:
             self._failed = True
             buf.clear()
             self._pos = 0
             raise
         self._pos = stop
-        return ftype, rid, payload
+        return ftype, rid, kind, body
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Push ``data`` and pop every whole frame."""

@@ -123,6 +123,11 @@ def test_header_layout() -> None:
     wire = encode_frame(FrameType.REQUEST, 0x0102030405060708, join_kind(0x0A0B, b"zz"))
     assert wire.hex() == "00000004" + "10" + "0102030405060708" + "0a0b" + "7a7a"
     assert split_kind(join_kind(7, b"abc")) == (7, b"abc")
+    decoder = FrameDecoder(MAX)
+    decoder.push(wire + encode_frame(FrameType.RESPONSE, 9, b"r"))
+    assert decoder.pop_split() == (FrameType.REQUEST, 0x0102030405060708, 0x0A0B, b"zz")
+    assert decoder.pop_split() == (FrameType.RESPONSE, 9, -1, b"r")
+    assert decoder.pop_split() is None
     with pytest.raises(E.InvalidArgumentError):
         join_kind(0x10000, b"")
 
