@@ -1,7 +1,7 @@
 """Two ways to build the starting network: real joins, or oracle-filled tables.
 
 ``join``    every node bootstraps through the real core (``Protocol.bootstrap``: a
-            self-lookup through one random already-joined seed), a few at a time
+            self-lookup through one random already-joined honest seed), a few at a time
             on the virtual clock. Exactly what a real network does; affordable up to
             a few thousand nodes.
 
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hashmesh.dht.messages import Ping
-from hashmesh.sim.network import Host
+from hashmesh.sim.network import HONEST, Host
 from hashmesh.sim.world import World, id_int
 
 _BITS = 256
@@ -42,10 +42,12 @@ def build_by_joins(world: World, hosts: Sequence[Host], gap: float = 0.05, settl
         stats["messages"] += getattr(event, "messages", 0)
 
     def join(host: Host) -> None:
+        # Seeds are honest (a bootstrap list is configured, not learned from strangers).
         if joined:
             seed = joined[world.rng.randrange(len(joined))]
             world.start(host, "bootstrap", [seed.peer], then=finished)
-        joined.append(host)  # the first node has nobody to ask
+        if host.role == HONEST:
+            joined.append(host)
         world.mark_joined(host)
 
     t0 = engine.now

@@ -134,6 +134,7 @@ class Network:
         self.hosts: list[Host] = []
         self.by_address: dict[str, Host] = {}
         self.sent = 0
+        self.sent_by_type: dict[str, int] = {}
         self.lost = 0
         self.delivered = 0
 
@@ -191,6 +192,8 @@ class Network:
 
     def _send(self, src: Host, peer: Any, message: Any) -> None:
         self.sent += 1
+        name = type(message).__name__
+        self.sent_by_type[name] = self.sent_by_type.get(name, 0) + 1
         dst = self.by_address.get(peer.host)
         engine = self.engine
         if self.loss and engine.rng.random() < self.loss:

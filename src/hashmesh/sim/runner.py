@@ -191,7 +191,9 @@ def _store_values(world: World, p: SimParams) -> tuple[list[bytes], list[Host], 
         when = world.engine.now + world.rng.random() * 10.0
 
         def put(h: Host = host, r: Any = rec) -> None:
-            world.start(h, "put", r, then=lambda _h, e: acks.__setitem__("n", acks["n"] + 1))
+            world.start(
+                h, "put", r, then=lambda _h, e: acks.__setitem__("n", acks["n"] + e.stored_at)
+            )
 
         world.engine.at(when, put)
     world.engine.run_until(world.engine.now + 10.0 + 60.0, p.max_events)
@@ -278,6 +280,7 @@ def run(
             "nodes": p.nodes,
             "hops_histogram": histogram(stats.hops),
             "messages_sent": world.net.sent,
+            "messages_by_type": dict(sorted(world.net.sent_by_type.items())),
             "messages_lost": world.net.lost,
             "virtual_seconds": round(world.engine.now, 3),
             "build_seconds": round(build_seconds, 2),

@@ -11,8 +11,8 @@ Two lying strategies (``mode``):
              them is steered into a region where only liars answer (an eclipse);
 ``random``   k contacts drawn at random from the whole network (mostly far ones).
 
-A ``silent`` adversary simply never answers (it is a dead host that others
-still list).
+``silent``   no answer at all to lookup requests (it still answers pings, so it
+             stays in everyone's table: a black hole, worse than a dead node).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Liar:
     def __init__(
         self, inner: Any, me: Any, colluders: Colluders, *, k: int, mode: str = "collude"
     ) -> None:
-        if mode not in ("collude", "random"):
+        if mode not in ADVERSARY_MODES:
             raise InvalidArgumentError(f"unknown liar mode {mode!r}")
         self.inner = inner
         self.me = me
@@ -76,9 +76,11 @@ class Liar:
 
     def receive(self, peer: Any, message: Any, now: float) -> None:
         if isinstance(message, m.FindNode | m.FindValue | m.GetProviders):
+            self.lies_told += 1
+            if self.mode == "silent":
+                return
             target = message.target if isinstance(message, m.FindNode) else message.key
             lies = self.colluders.lie(target, self.k, self.mode, self.me)
-            self.lies_told += 1
             me = self.me
             if isinstance(message, m.FindNode):
                 reply: Any = m.Nodes(message.rpc_id, me, lies)

@@ -71,9 +71,7 @@ class World:
         slot = self.net.next_slot()
         peer = PeerInfo.make(self.rng.randbytes(32), _address_of(slot), PORT)
         core: Any = self.core_factory(peer, self.config, random.Random(self.rng.getrandbits(64)))
-        if role == ADVERSARY and self.adversary_mode == "silent":
-            role = DEAD
-        elif role == ADVERSARY:
+        if role == ADVERSARY:
             core = Liar(core, peer, self.colluders, k=self.config.k, mode=self.adversary_mode)
             self.colluders.add(peer)
         return self.net.add(peer, core, role)
