@@ -11,7 +11,7 @@ import pytest
 
 from hashmesh.sim.runner import run
 
-WALL = ("seconds", "peak_rss_mb", "build_seconds")
+WALL = ("seconds", "cpu_seconds", "peak_rss_mb", "build_seconds")
 
 
 def sim(**kw: object) -> dict:

@@ -229,7 +229,7 @@ def run(
     """
     p = params if isinstance(params, SimParams) else SimParams(**params)
     p.validate()
-    wall = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     world = World(
         p.seed,
         p.dht_config(),
@@ -285,6 +285,7 @@ def run(
             "virtual_seconds": round(world.engine.now, 3),
             "build_seconds": round(build_seconds, 2),
             "seconds": round(time.perf_counter() - wall, 2),
+            "cpu_seconds": round(time.process_time() - cpu, 2),
             "peak_rss_mb": peak_rss_mb(),
         }
     )
