@@ -178,7 +178,7 @@ class Endpoint:
         return bucket.take(now)
 
     # ------------------------------------------------------------------ dialing
-    async def _dial(self, host: str, port: int, expected: NodeId) -> Connection:
+    async def _dial(self, host: str, port: int, expected: NodeId | None) -> Connection:
         creds = self._start()
         loop = asyncio.get_running_loop()
         sock = await _tcp_connect(host, port, self.config.connect_timeout)
@@ -217,6 +217,18 @@ class Endpoint:
             sock.close()
             raise
         return conn
+
+    async def introduce(self, host: str, port: int) -> PeerIdentity:
+        """Dial an address whose node id is not known yet (a bootstrap seed).
+
+        The peer still proves *a* node key over this TLS session; we learn its id
+        from the proof instead of checking it against an expected one.
+        """
+        conn = await self._dial(host, port, None)
+        if conn.peer is None or not self._pool.add(conn):
+            conn.close()
+            raise PeerUnavailableError(f"could not keep a connection to {host}:{port}")
+        return conn.peer
 
     async def connect(self, peer: PeerAddress) -> Connection:
         """The pooled, authenticated connection to ``peer`` (dialed if needed)."""

@@ -1,0 +1,572 @@
+"""The Node service: one networked hashmesh node.
+
+Composes the local store, the authenticated transport, the DHT core (through
+its asyncio driver), placement and the repair planner. ``start()`` does all the
+work; the constructor has no side effects. The node owns its background tasks
+(health checks, repair, cache trimming) and cancels them in ``stop()``.
+
+Data placement: every block of a stored file (chunks and manifests) goes to
+the ``replication`` live nodes XOR-closest to the block's id, found by a DHT
+lookup. A put returns only after ``write_quorum`` of them acknowledged each
+block durably; the root id is announced with a provider record. A get finds
+holders by lookup and provider records, fetches blocks in parallel, verifies
+each, and keeps them in a bounded local cache (a resumed get skips what is
+already local).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hashmesh import dht
+from hashmesh.config import Config, parse_address
+from hashmesh.errors import (
+    HashmeshError,
+    IntegrityError,
+    NotFoundError,
+    QuorumError,
+)
+from hashmesh.identity import Identity
+from hashmesh.ids import ContentId, NodeId
+from hashmesh.net import blocks as bx
+from hashmesh.net.config import TransportConfig
+from hashmesh.net.dht_driver import DhtDriver
+from hashmesh.net.endpoint import Endpoint, PeerAddress
+from hashmesh.net.handshake import PeerIdentity
+from hashmesh.placement import closest, closest_by
+from hashmesh.repair import Planner
+from hashmesh.store.api import Store
+
+log = logging.getLogger(__name__)
+
+FETCH_PARALLEL = 16
+PUT_PARALLEL = 16
+HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
+BLOCK_TIMEOUT = 30.0
+
+
+@dataclass
+class PeerHealth:
+    peer: dht.PeerInfo
+    rtt_ms: float = 0.0
+    last_seen: float = 0.0  # unix seconds
+    failures: int = 0
+
+
+def addr(peer: dht.PeerInfo) -> PeerAddress:
+    return PeerAddress(peer.node_id, peer.host, peer.port)
+
+
+class Node:
+    """A networked node serving one repository."""
+
+    def __init__(
+        self,
+        repo: str | Path,
+        config: Config | None = None,
+        *,
+        identity: Identity | None = None,
+    ) -> None:
+        self.repo = Path(repo)
+        self.config = config or Config()
+        self.replication = self.config.node.replication
+        self.quorum = self.config.node.quorum
+        self._identity = identity
+        self.store: Store | None = None
+        self.endpoint: Endpoint | None = None
+        self.driver: DhtDriver | None = None
+        self.me: dht.PeerInfo | None = None
+        self.planner: Planner | None = None
+        self.started_at = 0.0
+        self._cids: dict[bytes, ContentId] = {}
+        self._health: dict[bytes, PeerHealth] = {}
+        self._cache: OrderedDict[bytes, int] = OrderedDict()
+        self._cache_bytes = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._repair_wakeup = asyncio.Event()
+        self.repaired_blocks = 0
+        self.last_repair_done = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def identity(self) -> Identity:
+        if self._identity is None:
+            raise HashmeshError("node not started")
+        return self._identity
+
+    @property
+    def node_id(self) -> NodeId:
+        return self.identity.node_id
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.store = await Store.open(self.repo, cfg.store, create=True)
+        if self._identity is None:
+            self._identity = await asyncio.to_thread(
+                Identity.load_or_create, self.repo, cfg.dht.puzzle_difficulty
+            )
+        self.endpoint = Endpoint(
+            self._identity, self._handle, TransportConfig.from_node(cfg.node, cfg.dht)
+        )
+        host, port = parse_address(cfg.node.listen)
+        host, port = await self.endpoint.listen(host, port)
+        self.me = dht.PeerInfo.make(self._identity.public_key, host, port)
+        protocol = dht.Protocol(self.me, cfg.dht, random.Random(), sign=self._identity.sign)
+        self.driver = DhtDriver(protocol, self.endpoint)
+        self.driver.start()
+        self.planner = Planner(self.me.id, self.replication)
+        async for cid in self.store.iter_blocks():
+            self._cids[cid.digest] = cid
+            self.planner.track(cid.digest)
+        self.started_at = time.time()
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._health_loop(), name="health"),
+            loop.create_task(self._repair_loop(), name="repair"),
+        ]
+
+    async def join(self, seeds: Iterable[str], timeout: float = 30.0) -> int:
+        """Bootstrap from ``HOST:PORT`` or ``NODEID@HOST:PORT`` seeds; the table size."""
+        assert self.endpoint is not None and self.driver is not None
+        infos: list[dht.PeerInfo] = []
+        for seed in seeds:
+            node_hex, _, where = seed.rpartition("@")
+            host, port = parse_address(where)
+            try:
+                peer = await self.endpoint.introduce(host, port)
+            except HashmeshError as exc:
+                log.warning("bootstrap seed %s unreachable: %s", seed, exc)
+                continue
+            if node_hex and str(peer.node_id) != node_hex.lower():
+                log.warning("bootstrap seed %s proved id %s; skipped", seed, peer.node_id)
+                continue
+            infos.append(dht.PeerInfo.make(peer.public_key, host, port))
+        if not infos:
+            return 0
+        await self.driver.bootstrap(infos, timeout)
+        self._sync_live()
+        return len(self.driver.protocol.routing_table)
+
+    async def stop(self, graceful: bool = True, handoff_timeout: float = 30.0) -> None:
+        """Stop; when ``graceful``, first hand off blocks and DHT records to the next holders."""
+        if graceful and self.driver is not None and self.store is not None:
+            try:
+                await asyncio.wait_for(self.handoff(), handoff_timeout)
+            except (TimeoutError, HashmeshError) as exc:
+                log.warning("hand-off incomplete: %s", exc)
+            self.driver.leave()
+            await asyncio.sleep(0.2)  # let the record hand-off messages go out
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        if self.driver is not None:
+            await self.driver.close()
+        if self.endpoint is not None:
+            await self.endpoint.close()
+        if self.store is not None:
+            await self.store.close()
+
+    # ------------------------------------------------------------------ peers
+    def peers(self) -> list[dht.PeerInfo]:
+        return self.driver.protocol.peers() if self.driver else []
+
+    def live_peers(self) -> list[dht.PeerInfo]:
+        return [
+            p
+            for p in self.peers()
+            if self._health.get(p.id, PeerHealth(p)).failures < HEALTH_FAILURES
+        ]
+
+    def _sync_live(self) -> None:
+        if self.planner is None:
+            return
+        before = self.planner.backlog
+        self.planner.set_live(p.id for p in self.live_peers())
+        if self.planner.backlog > before:
+            self._repair_wakeup.set()
+
+    async def ping(self, peer: dht.PeerInfo, timeout: float = 2.0) -> float:
+        assert self.endpoint is not None
+        t0 = time.perf_counter()
+        await self.endpoint.request(addr(peer), bx.Kind.PING, b"", timeout)
+        return (time.perf_counter() - t0) * 1000
+
+    async def _health_loop(self) -> None:
+        interval = self.config.node.health_interval
+        while True:
+            peers = self.peers()
+            results = await asyncio.gather(*(self.ping(p) for p in peers), return_exceptions=True)
+            for peer, res in zip(peers, results, strict=True):
+                h = self._health.setdefault(peer.id, PeerHealth(peer))
+                if isinstance(res, BaseException):
+                    h.failures += 1
+                    if h.failures >= HEALTH_FAILURES:
+                        log.info("peer %s is down", peer.node_id.short())
+                else:
+                    h.failures, h.rtt_ms, h.last_seen = 0, res, time.time()
+            self._sync_live()
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ placement
+    async def holders_for(self, key: bytes, count: int) -> list[dht.PeerInfo]:
+        """The ``count`` live nodes closest to ``key`` (this node included)."""
+        assert self.driver is not None and self.me is not None
+        done = await self.driver.lookup(key)
+        down = {k for k, h in self._health.items() if h.failures >= HEALTH_FAILURES}
+        candidates = [p for p in [self.me, *done.closest] if p.id not in down]
+        return closest_by(key, candidates, lambda p: p.id, count)
+
+    # ------------------------------------------------------------------ serving
+    async def _handle(self, peer: PeerIdentity, kind: int, body: bytes) -> Any:
+        assert self.store is not None
+        if kind == bx.Kind.DHT:
+            assert self.driver is not None
+            self.driver.on_message(peer, body)
+            return b""
+        if kind == bx.Kind.PING:
+            return b""
+        if kind == bx.Kind.GET:
+            cid = bx.decode_get(body)
+            return await self.store.get_block(cid)
+        if kind == bx.Kind.HAVE:
+            cids = bx.decode_have(body)
+            return bytes([1 if await self.store.has_block(c) else 0 for c in cids])
+        if kind == bx.Kind.PUT:
+            cid, data = bx.decode_put(body)
+            await self._accept_blocks([(cid, bx.verify(cid, data))], peer)
+            return b""
+        if kind == bx.Kind.PUT_MANY:
+            items = [(c, bx.verify(c, d)) for c, d in bx.decode_put_many(body)]
+            await self._accept_blocks(items, peer)
+            return b""
+        raise NotFoundError(f"unknown request kind {kind}")
+
+    async def _accept_blocks(
+        self, items: list[tuple[ContentId, bytes]], peer: PeerIdentity
+    ) -> None:
+        assert self.store is not None and self.planner is not None
+        stored = await self.store.put_blocks([(d, c.codec) for c, d in items])
+        for cid in stored:
+            self._cids[cid.digest] = cid
+            self._cache.pop(cid.digest, None)  # a replica is never evicted as cache
+            self.planner.track(cid.digest, [peer.node_id.value])
+
+    # ------------------------------------------------------------------ writing
+    async def put_path(self, path: str | Path, **meta: Any) -> dict[str, Any]:
+        """Store a file or directory locally, then replicate every block; FileInfo + figures."""
+        assert self.store is not None
+        info = await self.store.put_path(path, **meta)
+        placed = await self.replicate_dag(ContentId.parse(info.id))
+        return {"file": info.to_json(), **placed}
+
+    async def put_bytes(self, data: bytes, **meta: Any) -> dict[str, Any]:
+        assert self.store is not None
+        info = await self.store.put_bytes(data, **meta)
+        placed = await self.replicate_dag(ContentId.parse(info.id))
+        return {"file": info.to_json(), **placed}
+
+    async def replicate_dag(self, root: ContentId) -> dict[str, Any]:
+        """Place every block under ``root`` on its closest nodes; raise QuorumError if short."""
+        assert self.store is not None and self.driver is not None
+        cids = await self.store.dag_blocks(root)
+        sem = asyncio.Semaphore(PUT_PARALLEL)
+        acks: list[int] = []
+
+        async def place(cid: ContentId) -> None:
+            async with sem:
+                acks.append(await self._place_block(cid))
+
+        await asyncio.gather(*(place(c) for c in cids))
+        short = sum(1 for a in acks if a < self.quorum)
+        if short:
+            raise QuorumError(
+                f"{short} of {len(cids)} blocks were acknowledged by fewer than "
+                f"{self.quorum} nodes (replication {self.replication})"
+            )
+        with contextlib.suppress(HashmeshError, TimeoutError):
+            await self.driver.provide(root.digest, timeout=10)
+        return {"blocks": len(cids), "min_acks": min(acks, default=0)}
+
+    async def _place_block(self, cid: ContentId) -> int:
+        assert self.store is not None and self.planner is not None and self.me is not None
+        targets = await self.holders_for(cid.digest, self.replication)
+        self._cids[cid.digest] = cid
+        self.planner.track(cid.digest)
+        data: bytes | None = None
+        count = 0
+        for peer in targets:
+            if peer.id == self.me.id:
+                count += 1
+                continue
+            if data is None:
+                data = await self.store.get_block(cid)
+            if await self._push(peer, cid, data):
+                count += 1
+        return count
+
+    async def _push(self, peer: dht.PeerInfo, cid: ContentId, data: bytes) -> bool:
+        assert self.endpoint is not None and self.planner is not None
+        try:
+            await self.endpoint.request(
+                addr(peer), bx.Kind.PUT, bx.encode_put(cid, data), BLOCK_TIMEOUT
+            )
+        except HashmeshError as exc:
+            log.info("push of %s to %s failed: %s", cid, peer.node_id.short(), exc)
+            return False
+        self.planner.confirm_holder(cid.digest, peer.id)
+        return True
+
+    # ------------------------------------------------------------------ reading
+    async def fetch_dag(self, root: ContentId) -> int:
+        """Make every block under ``root`` local; returns how many were fetched."""
+        assert self.store is not None
+        fetched = 0
+        level = [root]
+        sem = asyncio.Semaphore(FETCH_PARALLEL)
+
+        async def one(cid: ContentId) -> int:
+            async with sem:
+                if await self.store.has_block(cid):  # type: ignore[union-attr]
+                    return 0
+                await self._fetch_block(cid)
+                return 1
+
+        while level:
+            fetched += sum(await asyncio.gather(*(one(c) for c in level)))
+            nxt: list[ContentId] = []
+            for cid in level:
+                if cid.is_manifest:
+                    nxt.extend(await self.store.manifest_children(cid))
+            level = list(dict.fromkeys(nxt))
+        return fetched
+
+    async def _fetch_block(self, cid: ContentId) -> None:
+        assert self.store is not None and self.endpoint is not None and self.driver is not None
+        holders = await self.holders_for(cid.digest, 2 * self.replication)
+        tried: set[bytes] = set()
+        errors: list[str] = []
+        for attempt in range(2):
+            if attempt == 1:  # fall back to provider records (roots are announced)
+                with contextlib.suppress(HashmeshError, TimeoutError):
+                    found = await self.driver.find_providers(cid.digest, timeout=10)
+                    holders = list(found.providers)
+            for peer in holders:
+                if peer.id in tried or (self.me is not None and peer.id == self.me.id):
+                    continue
+                tried.add(peer.id)
+                try:
+                    data = await self.endpoint.request(
+                        addr(peer), bx.Kind.GET, bx.encode_get(cid), BLOCK_TIMEOUT
+                    )
+                    bx.verify(cid, data)
+                except IntegrityError as exc:
+                    errors.append(f"{peer.node_id.short()}: corrupt")
+                    log.warning("%s", exc)
+                    continue
+                except HashmeshError as exc:
+                    errors.append(f"{peer.node_id.short()}: {exc}")
+                    continue
+                await self.store.put_blocks([(data, cid.codec)])
+                self._cids[cid.digest] = cid
+                self._remember_cache(cid.digest, len(data))
+                return
+        raise NotFoundError(f"block {cid} not found on the network (asked {len(tried)} nodes)")
+
+    def _remember_cache(self, digest: bytes, size: int) -> None:
+        self._cache[digest] = size
+        self._cache.move_to_end(digest)
+        self._cache_bytes += size
+
+    async def trim_cache(self) -> int:
+        """Release least recently fetched cache blocks beyond ``cache_bytes``."""
+        assert self.store is not None
+        released = 0
+        while self._cache_bytes > self.config.node.cache_bytes and self._cache:
+            digest, size = self._cache.popitem(last=False)
+            self._cache_bytes -= size
+            await self.store.release_block(self._cids[digest])
+            released += 1
+        return released
+
+    async def read(self, id: str, offset: int = 0, length: int | None = None) -> bytes:
+        assert self.store is not None
+        root = ContentId.parse(id)
+        await self.fetch_dag(root)
+        data = await self.store.read(root, offset, length)
+        await self.trim_cache()
+        return data
+
+    async def iter_read(self, id: str) -> AsyncIterator[bytes]:
+        assert self.store is not None
+        root = ContentId.parse(id)
+        await self.fetch_dag(root)
+        return self.store.iter_read(root)
+
+    async def get_to_path(self, id: str, dest: str | Path) -> Path:
+        assert self.store is not None
+        root = ContentId.parse(id)
+        await self.fetch_dag(root)
+        path = await self.store.get_to_path(root, dest)
+        await self.trim_cache()
+        return path
+
+    # ------------------------------------------------------------------ repair
+    async def _repair_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._repair_wakeup.wait(), 5.0)
+            self._repair_wakeup.clear()
+            self._sync_live()
+            try:
+                await self.repair_once()
+            except HashmeshError as exc:
+                log.warning("repair pass failed: %s", exc)
+
+    async def repair_once(self, limit: int = 512) -> int:
+        """Carry out the planner's copy actions (checking HAVE first); copies made."""
+        assert self.planner is not None and self.store is not None
+        made = 0
+        while True:
+            actions = self.planner.plan(limit)
+            if not actions:
+                break
+            by_target: dict[bytes, list[bytes]] = {}
+            for a in actions:
+                by_target.setdefault(a.target, []).append(a.key)
+            for target, keys in by_target.items():
+                made += await self._repair_target(target, keys)
+        if made:
+            self.repaired_blocks += made
+            self.last_repair_done = time.time()
+        return made
+
+    async def _repair_target(self, target: bytes, keys: list[bytes]) -> int:
+        assert self.endpoint is not None and self.planner is not None and self.store is not None
+        peer = next((p for p in self.peers() if p.id == target), None)
+        if peer is None:
+            return 0
+        cids = [self._cids[k] for k in keys if k in self._cids]
+        try:
+            reply = await self.endpoint.request(
+                addr(peer), bx.Kind.HAVE, bx.encode_have(cids), BLOCK_TIMEOUT
+            )
+            have = bx.decode_have_reply(reply, len(cids))
+        except HashmeshError:
+            return 0
+        made = 0
+        for cid, has in zip(cids, have, strict=True):
+            if has:
+                self.planner.confirm_holder(cid.digest, target)
+                continue
+            try:
+                data = await self.store.get_block(cid)
+            except HashmeshError as exc:
+                log.warning("cannot repair %s: %s", cid, exc)
+                continue
+            if await self._push(peer, cid, data):
+                made += 1
+        return made
+
+    async def handoff(self) -> int:
+        """Before leaving: give each held block ``replication`` live holders other than us."""
+        others = [p.id for p in self.live_peers()]
+        by_target: dict[bytes, list[bytes]] = {}
+        for key in self._cids:
+            for target in closest(key, others, self.replication):
+                by_target.setdefault(target, []).append(key)
+        made = 0
+        for target, keys in by_target.items():
+            for i in range(0, len(keys), bx.MAX_HAVE):
+                made += await self._repair_target(target, keys[i : i + bx.MAX_HAVE])
+        return made
+
+    # ------------------------------------------------------------------ reports
+    async def status(self) -> dict[str, Any]:
+        assert self.store is not None and self.planner is not None and self.me is not None
+        stats = await self.store.stats()
+        return {
+            "node_id": str(self.node_id),
+            "listen": f"{self.me.host}:{self.me.port}",
+            "uptime": round(time.time() - self.started_at, 1),
+            "peers": len(self.peers()),
+            "live_peers": len(self.live_peers()),
+            "replication": self.replication,
+            "write_quorum": self.quorum,
+            "blocks": stats.blocks,
+            "files": stats.files,
+            "stored_bytes": stats.stored_bytes,
+            "tracked_blocks": len(self._cids),
+            "under_replicated": self.planner.under_replicated(),
+            "repair_backlog": self.planner.backlog,
+            "repaired_blocks": self.repaired_blocks,
+            "cache_bytes": self._cache_bytes,
+        }
+
+    def peer_report(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.peers():
+            h = self._health.get(p.id, PeerHealth(p))
+            out.append(
+                {
+                    "node_id": str(p.node_id),
+                    "address": f"{p.host}:{p.port}",
+                    "rtt_ms": round(h.rtt_ms, 2),
+                    "last_seen": h.last_seen,
+                    "alive": h.failures < HEALTH_FAILURES,
+                }
+            )
+        return out
+
+    def table_report(self) -> list[dict[str, Any]]:
+        assert self.driver is not None and self.me is not None
+        table = self.driver.protocol.routing_table
+        rows = []
+        for p in table.peers():
+            h = self._health.get(p.id, PeerHealth(p))
+            d = self.me.node_id.distance(p.node_id)
+            rows.append(
+                {
+                    "bucket": d.bit_length() - 1,
+                    "node_id": str(p.node_id),
+                    "address": f"{p.host}:{p.port}",
+                    "distance_log2": d.bit_length(),
+                    "last_seen": h.last_seen,
+                    "rtt_ms": round(h.rtt_ms, 2),
+                }
+            )
+        rows.sort(key=lambda r: (r["bucket"], r["node_id"]))
+        return rows
+
+    async def lookup_report(self, key: bytes) -> dict[str, Any]:
+        assert self.driver is not None
+        t0 = time.perf_counter()
+        done = await self.driver.lookup(key)
+        return {
+            "key": key.hex(),
+            "hops": done.hops,
+            "messages": done.messages,
+            "ms": round((time.perf_counter() - t0) * 1000, 2),
+            "closest": [
+                {
+                    "node_id": str(p.node_id),
+                    "address": f"{p.host}:{p.port}",
+                    "distance_log2": NodeId(key).distance(p.node_id).bit_length(),
+                }
+                for p in done.closest
+            ],
+        }
+
+
+__all__ = ["Node", "PeerHealth"]
