@@ -90,11 +90,15 @@ def test_directory_round_trip(hm: Runner, tmp_path: Path) -> None:
         if p.is_file()
     }
     assert got == files
-    # --force replaces an existing directory
-    (tmp_path / "copy" / "stray.txt").write_text("stray")
-    ok(hm("get", cid, "-o", tmp_path / "copy", "--force"))
-    assert not (tmp_path / "copy" / "stray.txt").exists()
-    assert (tmp_path / "copy" / "sub" / "one.bin").read_bytes() == files["sub/one.bin"]
+    # -o an existing directory writes into it, under the stored name
+    ok(hm("get", cid, "-o", tmp_path / "copy"))
+    assert (tmp_path / "copy" / "tree" / "sub" / "one.bin").read_bytes() == files["sub/one.bin"]
+    # the default output (./tree) exists: refused, then replaced with --force
+    assert hm("get", cid).returncode == 2
+    (tmp_path / "tree" / "stray.txt").write_text("stray")
+    ok(hm("get", cid, "--force"))
+    assert not (tmp_path / "tree" / "stray.txt").exists()
+    assert (tmp_path / "tree" / "sub" / "one.bin").read_bytes() == files["sub/one.bin"]
 
 
 def test_put_quiet_prints_only_ids(hm: Runner, tmp_path: Path) -> None:
@@ -187,9 +191,11 @@ def test_pin_unpin_gc(hm: Runner, tmp_path: Path) -> None:
     ok(hm("pin", c))
     assert json.loads(ok(hm("stat", c, "--json")).stdout)["pinned"] is True
     assert ok(hm("rm", c)).stdout.strip() == f"removed {c}"
-    assert hm("stat", c).returncode == 3
+    assert c not in ok(hm("ls")).stdout  # gone from the index; blocks wait for gc
     gc = json.loads(ok(hm("gc", "--json")).stdout)
     assert gc["freed_bytes"] > 0
+    assert hm("stat", c).returncode == 3
+    assert hm("rm", c).returncode == 3
     stats = json.loads(ok(hm("stats", "--json")).stdout)
     assert stats["files"] == 0 and stats["blocks"] == 0
 

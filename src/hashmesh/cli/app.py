@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.main
 
+from hashmesh.cli import fastparams
 from hashmesh.cli.common import Interrupted
 from hashmesh.errors import (
     CapacityError,
@@ -46,7 +48,12 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (Exception, 1),  # a bug: still one line (HASHMESH_DEBUG=1 re-raises)
 )
 
-COMMAND_MODULES = ("hashmesh.cli.store_cmds", "hashmesh.cli.demo", "hashmesh.cli.sim_cmd")
+COMMAND_MODULES = (
+    "hashmesh.cli.store_cmds",
+    "hashmesh.cli.demo",
+    "hashmesh.cli.sim_cmd",
+    "hashmesh.cli.node_cmds",
+)
 
 DEBUG_ENV = "HASHMESH_DEBUG"
 
@@ -138,7 +145,9 @@ def _quiet_shutdown() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; map every error to one line and an exit code."""
     try:
-        app(args=argv, prog_name="hashmesh")
+        command = typer.main.get_command(app)
+        fastparams.install(command)
+        command(args=argv, prog_name="hashmesh")
     except SystemExit as exc:
         if exc.code == 130:  # typer turns a Ctrl-C outside our runner into exit 130
             _quiet_shutdown()

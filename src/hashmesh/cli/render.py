@@ -115,6 +115,18 @@ def files_table(infos: Sequence[FileInfo], *, title: str | None = None) -> None:
     console().print(table)
 
 
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """A plain table with a bold header row."""
+    from rich.table import Table
+
+    t = Table(box=None, header_style="bold", pad_edge=False)
+    for h in headers:
+        t.add_column(h.upper(), no_wrap=True)
+    for row in rows:
+        t.add_row(*row)
+    console().print(t)
+
+
 def key_values(rows: Iterable[tuple[str, str]]) -> None:
     """A two-column table of names and values."""
     from rich.table import Table

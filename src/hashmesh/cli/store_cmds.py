@@ -117,7 +117,11 @@ def get(
     content_id: IdArg,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Output path (default: the stored name in cwd)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output path, or a directory to write into (default: the stored name in cwd).",
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", "-f", help="Overwrite an existing path.")
@@ -131,6 +135,8 @@ def get(
     async def go(store: Store) -> tuple[Path, FileInfo]:
         info = await store.stat(cid)
         dest = output if output is not None else Path.cwd() / _safe_name(info)
+        if output is not None and output.is_dir() and not output.is_symlink():
+            dest = output / _safe_name(info)  # like cp: into an existing directory
         exists = dest.exists() or dest.is_symlink()
         if exists and not force:
             raise InvalidArgumentError(f"{dest} already exists (use --force to overwrite)")
