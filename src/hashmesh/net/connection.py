@@ -89,7 +89,7 @@ class Connection(asyncio.Protocol):
         expected: NodeId | None = None,
         handler: Handler | None = None,
         admit: Admit | None = None,
-        on_ready: Callable[[Connection], None] | None = None,
+        on_ready: Callable[[Connection], object] | None = None,
         on_closed: Callable[[Connection], None] | None = None,
     ) -> None:
         self._identity = identity
