@@ -58,6 +58,7 @@ Admit = Callable[[PeerIdentity], bool]
 
 _HANDSHAKE_MAX_FRAME = 256
 _SMALL_WRITE = 64 * 1024
+_READ_BUFFER = 256 * 1024
 
 
 class _Inbound:
@@ -76,7 +77,7 @@ class _Inbound:
             self.waiter.set_result(None)
 
 
-class Connection(asyncio.Protocol):
+class Connection(asyncio.BufferedProtocol):
     """An authenticated, multiplexed connection to one peer."""
 
     def __init__(
@@ -104,6 +105,7 @@ class Connection(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder(_HANDSHAKE_MAX_FRAME)
+        self._rview = memoryview(bytearray(_READ_BUFFER))
         self._handshake: Handshake | None = None
         self._hs_timer: asyncio.TimerHandle | None = None
         self.ready: asyncio.Future[PeerIdentity] = self._loop.create_future()
@@ -176,7 +178,14 @@ class Connection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # One reusable receive buffer: the SSL layer decrypts straight into it.
+        return self._rview
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self._rview[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
         self.last_activity = self._loop.time()
         decoder = self._decoder
         try:
