@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import typer.main
@@ -94,17 +94,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(
-    name="hashmesh",
-    help="hashmesh: content-addressed storage with BLAKE3 ids, dedup and compression.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+_APP_SETTINGS: dict[str, Any] = {
+    "name": "hashmesh",
+    "help": "hashmesh: content-addressed storage with BLAKE3 ids, dedup and compression.",
+    "no_args_is_help": True,
+    "add_completion": False,
+    "pretty_exceptions_enable": False,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 
 
-@app.callback()
 def _global(
     ctx: typer.Context,
     repo: Annotated[
@@ -124,8 +123,61 @@ def _global(
     ctx.obj = {"repo": repo}
 
 
-for _module in COMMAND_MODULES:
-    importlib.import_module(_module).register(app)
+class _OnlyCommand:
+    """Stands in for the app during ``register(app)``, keeping one command by name."""
+
+    def __init__(self, app: typer.Typer, name: str) -> None:
+        self._app = app
+        self._name = name
+        self.found = False
+
+    def command(self, name: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        def decorator(fn: Any) -> Any:
+            if (name or fn.__name__.lower().replace("_", "-")) == self._name:
+                self.found = True
+                self._app.command(name, *args, **kwargs)(fn)
+            return fn
+
+        return decorator
+
+    def __getattr__(self, attr: str) -> Any:  # add_typer and friends pass straight through
+        return getattr(self._app, attr)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The typer app with every command, or with just the command named ``only``.
+
+    typer inspects every command's signature when it builds the click command
+    tree; building just the one being run saves that work on every start.
+    Returns the full app when ``only`` names no command.
+    """
+    new = typer.Typer(**_APP_SETTINGS)
+    new.callback()(_global)
+    target: Any = new if only is None else _OnlyCommand(new, only)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(target)
+    if only is not None and not target.found:
+        return build_app()
+    return new
+
+
+def _invoked_command(argv: list[str]) -> str | None:
+    """The command name in ``argv`` after the global options; None for --help and such."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--repo":
+            i += 2
+        elif arg.startswith("--repo="):
+            i += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg
+    return None
+
+
+app = build_app()
 
 
 def _quiet_shutdown() -> None:
@@ -145,9 +197,10 @@ def _quiet_shutdown() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the app; map every error to one line and an exit code."""
     try:
-        command = typer.main.get_command(app)
+        args = sys.argv[1:] if argv is None else list(argv)
+        command = typer.main.get_command(build_app(_invoked_command(args)))
         fastparams.install(command)
-        command(args=argv, prog_name="hashmesh")
+        command(args=args, prog_name="hashmesh")
     except SystemExit as exc:
         if exc.code == 130:  # typer turns a Ctrl-C outside our runner into exit 130
             _quiet_shutdown()

@@ -80,6 +80,22 @@ def with_store(
     path = repo_path(ctx, repo)
 
     async def _go() -> T:
+        from hashmesh.control import socket_path
+
+        if socket_path(path).exists():  # a node runs for this repository: go through it
+            from hashmesh.errors import PeerUnavailableError
+            from hashmesh.remote import RemoteStore
+
+            try:
+                remote = await RemoteStore.connect(path)
+            except PeerUnavailableError:
+                pass  # a stale socket left by a killed node: open the repository directly
+            else:
+                try:
+                    return await fn(remote)  # type: ignore[arg-type]
+                finally:
+                    await remote.close()
+
         from hashmesh.store.api import Store
 
         try:

@@ -210,11 +210,13 @@ def devnet(
             f"--bootstrap {net.nodes[0].address}   (add your own node)"
         )
         render.out("Ctrl-C stops every node.")
-        while not stop["now"] and all(n.alive for n in net.nodes):
+        reported: set[int] = set()
+        while not stop["now"] and any(n.alive for n in net.nodes):
+            for n in net.nodes:
+                if not n.alive and n.index not in reported:
+                    reported.add(n.index)
+                    render.err(f"devnet: node{n.index} exited (see {n.repo / 'node.log'})")
             time.sleep(0.3)
-        dead = [n.index for n in net.nodes if not n.alive]
-        if dead and not stop["now"]:
-            render.err(f"devnet: node(s) {dead} exited; stopping the rest")
     except KeyboardInterrupt:
         pass
     finally:
