@@ -136,7 +136,7 @@ class NodeConfig:
     replication: int = 3
     write_quorum: int = 0  # 0 = replication
     cache_bytes: int = 256 * MiB
-    health_interval: float = 5.0
+    health_interval: float = 2.0
     max_connections: int = 256
     max_inflight_per_peer: int = 64
     max_frame: int = 8 * MiB

@@ -137,7 +137,10 @@ def control_ops(node: Node, stop: asyncio.Event) -> dict[str, Handler]:
         return [f.to_json() for f in hits]
 
     async def stat(a: dict[str, Any]) -> Any:
-        return (await store.stat(str(a["id"]))).to_json()
+        return (await node.stat(str(a["id"]))).to_json()
+
+    async def list_dir(a: dict[str, Any]) -> Any:
+        return [dataclasses.asdict(e) for e in await node.list_dir(str(a["id"]))]
 
     async def verify(a: dict[str, Any]) -> Any:
         return (await store.verify(a.get("id"))).to_json()
@@ -174,6 +177,7 @@ def control_ops(node: Node, stop: asyncio.Event) -> dict[str, Handler]:
         "ls": ls,
         "search": search,
         "stat": stat,
+        "list_dir": list_dir,
         "verify": verify,
         "rm": rm,
         "pin": pin,

@@ -29,6 +29,7 @@ from typing import Any
 
 from hashmesh import dht
 from hashmesh.config import Config, parse_address
+from hashmesh.content import manifest as mf
 from hashmesh.errors import (
     HashmeshError,
     IntegrityError,
@@ -45,6 +46,7 @@ from hashmesh.net.handshake import PeerIdentity
 from hashmesh.placement import closest, closest_by
 from hashmesh.repair import Planner
 from hashmesh.store.api import Store
+from hashmesh.store.model import DirEntry, FileInfo
 
 log = logging.getLogger(__name__)
 
@@ -399,6 +401,34 @@ class Node:
             await self.store.release_block(self._cids[digest])
             released += 1
         return released
+
+    async def stat(self, id: str) -> FileInfo:
+        """The local index entry, or for content stored elsewhere what its manifest says."""
+        assert self.store is not None
+        root = ContentId.parse(id)
+        try:
+            return await self.store.stat(root)
+        except NotFoundError:
+            if not root.is_manifest:
+                raise
+        if not await self.store.has_block(root):
+            await self._fetch_block(root)
+        m = mf.decode(await self.store.get_block(root))
+        is_dir = isinstance(m, mf.DirManifest)
+        return FileInfo(
+            id=str(root),
+            name="",
+            size=max(m.size, 0),
+            content_type="inode/directory" if is_dir else "application/octet-stream",
+            kind="dir" if is_dir else "file",
+        )
+
+    async def list_dir(self, id: str) -> list[DirEntry]:
+        assert self.store is not None
+        root = ContentId.parse(id)
+        if not await self.store.has_block(root):
+            await self._fetch_block(root)
+        return await self.store.list_dir(root)
 
     async def read(self, id: str, offset: int = 0, length: int | None = None) -> bytes:
         assert self.store is not None
