@@ -242,7 +242,9 @@ class Store:
             for fut in inflight:
                 fut.cancel()
 
-    def _get_many_sync(self, cids: list[ContentId]) -> list[bytes]:
+    def _get_many_sync(self, ids: list[IdLike]) -> list[bytes]:
+        cids = [parse_id(i) for i in ids]
+        texts = [i if isinstance(i, str) else str(i) for i in ids]
         blocks = self._repo.blocks
         roots = blocks.get_many_small(cids)
         out: list[bytes] = [b""] * len(cids)
@@ -267,14 +269,12 @@ class Store:
                 d = got.get(lk.cid.digest)
                 parts.append(bytes(d) if d is not None else reader.read_block(blocks, lk.cid))
             out[i] = parts[0] if len(parts) == 1 else b"".join(parts)
-        for cid in cids:
-            self._repo.note_access(str(cid))
+        self._repo.note_access(*texts)
         return out
 
     async def get_many(self, ids: Iterable[IdLike]) -> list[bytes]:
         """Read many (small) files in one batch; each verified."""
-        cids = [parse_id(i) for i in ids]
-        return await self._run(self._get_many_sync, cids)
+        return await self._run(self._get_many_sync, list(ids))
 
     async def get_to_path(
         self, id: IdLike, dest: str | os.PathLike[str], progress: Progress = None

@@ -5,9 +5,11 @@ Layout and durability (see docs/storage.md):
 * A block's stored form is ``header + payload`` (:mod:`hashmesh.content.compress`).
 * Blocks whose plain size is at most :data:`SMALL_MAX` live in the ``block_data``
   table, written in the same transaction as the index rows that reference them.
-* Larger blocks live in ``blocks/<2 hex>/<64 hex>``: written to a temporary name
-  in the same directory, fsync'd, renamed into place; the directories are
-  fsync'd before the transaction that adds their ``blocks`` rows commits.
+* Larger blocks live in ``blocks/<64 hex>`` (one flat directory: ext4/xfs index
+  large directories, and a put then needs a single directory fsync): written to
+  a temporary name in the same directory, fdatasync'd, renamed into place; the
+  directory is fsync'd once per put, before the transaction that adds their
+  ``blocks`` rows commits.
 
 A ``blocks`` row therefore only ever names bytes that are already durable. A
 block file without a row is an orphan from an interrupted put; gc removes it.
@@ -55,7 +57,7 @@ class BlockRow:
     size: int
     stored: int
     flags: int
-    data_id: int | None
+    inline: int
 
 
 class BlockStore:
@@ -72,10 +74,8 @@ class BlockStore:
     # -- setup ---------------------------------------------------------------
 
     def create_layout(self) -> None:
-        """Create ``blocks/`` and its 256 fan-out directories, durably."""
+        """Create ``blocks/``, durably."""
         self.dir.mkdir(exist_ok=True)
-        for i in range(256):
-            (self.dir / f"{i:02x}").mkdir(exist_ok=True)
         fsync_dir(self.dir)
         fsync_dir(self.root)
 
@@ -88,8 +88,7 @@ class BlockStore:
         return codec
 
     def path_of(self, digest: bytes) -> Path:
-        h = digest.hex()
-        return self.dir / h[:2] / h
+        return self.dir / digest.hex()
 
     # -- reading -------------------------------------------------------------
 
@@ -97,7 +96,7 @@ class BlockStore:
         r = (
             self.db.reader()
             .execute(
-                "SELECT kind, size, stored, flags, data_id FROM blocks WHERE digest = ?",
+                "SELECT kind, size, stored, flags, inline FROM blocks WHERE digest = ?",
                 (digest,),
             )
             .fetchone()
@@ -109,10 +108,10 @@ class BlockStore:
         return r is not None and r.kind == kind_of(cid)
 
     def stored_form(self, cid: ContentId, row: BlockRow) -> bytes:
-        if row.data_id is not None:
+        if row.inline:
             got = (
                 self.db.reader()
-                .execute("SELECT data FROM block_data WHERE id = ?", (row.data_id,))
+                .execute("SELECT data FROM block_data WHERE digest = ?", (row.digest,))
                 .fetchone()
             )
             if got is None:
@@ -155,7 +154,7 @@ class BlockStore:
             marks = ",".join("?" * len(part))
             rows = conn.execute(
                 "SELECT b.digest, b.kind, d.data FROM blocks b LEFT JOIN block_data d "
-                f"ON d.id = b.data_id WHERE b.digest IN ({marks})",
+                f"ON d.digest = b.digest WHERE b.digest IN ({marks})",
                 [c.digest for c in part],
             ).fetchall()
             by_digest = {r[0]: r for r in rows}
@@ -165,7 +164,7 @@ class BlockStore:
                     continue
                 stored = r[2]
                 if stored is None:
-                    stored = self.stored_form(cid, BlockRow(cid.digest, r[1], 0, 0, 0, None))
+                    stored = self.stored_form(cid, BlockRow(cid.digest, r[1], 0, 0, 0, 0))
                 out[cid.digest] = self.check(cid, stored)
         return out
 
@@ -174,7 +173,7 @@ class BlockStore:
         last = b""
         while True:
             rows = conn.execute(
-                "SELECT digest, kind, size, stored, flags, data_id FROM blocks "
+                "SELECT digest, kind, size, stored, flags, inline FROM blocks "
                 "WHERE digest > ? ORDER BY digest LIMIT 1000",
                 (last,),
             ).fetchall()
@@ -217,26 +216,23 @@ class BlockStore:
             raise
         return final
 
-    def insert_rows(self, conn: sqlite3.Connection, rows: Iterable[tuple]) -> None:
+    def insert_rows(self, conn: sqlite3.Connection, rows: list[tuple]) -> None:
         """Insert ``(digest, kind, size, stored_bytes_or_len, flags)`` rows in a transaction.
 
         ``stored_bytes_or_len`` is the stored form itself for small blocks (kept in
-        SQLite) or its length for blocks already written as files.
+        SQLite) or its length for blocks already written as files. Rows already
+        present are left alone.
         """
-        for digest, kind, size, stored, flags in rows:
-            if conn.execute("SELECT 1 FROM blocks WHERE digest = ?", (digest,)).fetchone():
-                continue
-            if isinstance(stored, int):
-                conn.execute(
-                    "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, NULL)",
-                    (digest, kind, size, stored, flags),
-                )
-            else:
-                cur = conn.execute("INSERT INTO block_data(data) VALUES (?)", (stored,))
-                conn.execute(
-                    "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
-                    (digest, kind, size, len(stored), flags, cur.lastrowid),
-                )
+        files = [(d, k, n, s, f) for d, k, n, s, f in rows if isinstance(s, int)]
+        small = [(d, k, n, s, f) for d, k, n, s, f in rows if not isinstance(s, int)]
+        conn.executemany("INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?, ?, 0)", files)
+        conn.executemany(
+            "INSERT OR IGNORE INTO blocks VALUES (?, ?, ?, ?, ?, 1)",
+            [(d, k, n, len(s), f) for d, k, n, s, f in small],
+        )
+        conn.executemany(
+            "INSERT OR IGNORE INTO block_data VALUES (?, ?)", [(r[0], r[3]) for r in small]
+        )
 
     def remove_files(self, digests: Iterable[bytes]) -> None:
         for digest in digests:
@@ -245,23 +241,18 @@ class BlockStore:
     def orphan_files(self) -> Iterator[Path]:
         """Block files (and stale temporaries) that no ``blocks`` row names."""
         conn = self.db.reader()
-        for sub in sorted(self.dir.iterdir()):
-            if not sub.is_dir():
+        for entry in os.scandir(self.dir):
+            name = entry.name
+            if name.endswith(".tmp"):
+                yield Path(entry.path)
                 continue
-            for entry in os.scandir(sub):
-                name = entry.name
-                if name.endswith(".tmp"):
-                    yield Path(entry.path)
-                    continue
-                try:
-                    digest = bytes.fromhex(name)
-                except ValueError:
-                    continue
-                r = conn.execute(
-                    "SELECT data_id FROM blocks WHERE digest = ?", (digest,)
-                ).fetchone()
-                if r is None or r[0] is not None:
-                    yield Path(entry.path)
+            try:
+                digest = bytes.fromhex(name)
+            except ValueError:
+                continue
+            r = conn.execute("SELECT inline FROM blocks WHERE digest = ?", (digest,)).fetchone()
+            if r is None or r[0]:
+                yield Path(entry.path)
 
 
 def _unlink(path: Path) -> None:

@@ -86,35 +86,37 @@ def _info(row: Sequence) -> FileInfo:
     )
 
 
-def upsert(conn: sqlite3.Connection, f: NewFile) -> None:
+def upsert(conn: sqlite3.Connection, f: NewFile) -> bool:
     """Insert a file row, or refresh the metadata of one stored before.
 
     A re-put keeps ``created`` and the access counters, takes the new name,
     description, tags and expiry, and stays pinned if either put pinned it.
+    Returns True if the row is new.
     """
-    old = conn.execute("SELECT fid, pinned FROM files WHERE cid = ?", (f.cid,)).fetchone()
     tags_text = " ".join(f.tags)
-    if old is None:
-        cur = conn.execute(
-            f"INSERT INTO files({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
-            (
-                f.cid,
-                f.name,
-                f.size,
-                f.content_type,
-                f.kind,
-                f.description,
-                tags_text,
-                f.created,
-                f.created,
-                f.owner,
-                f.expires,
-                int(f.pinned),
-                f.nblocks,
-            ),
-        )
+    cur = conn.execute(
+        f"INSERT INTO files({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) "
+        "ON CONFLICT(cid) DO NOTHING",
+        (
+            f.cid,
+            f.name,
+            f.size,
+            f.content_type,
+            f.kind,
+            f.description,
+            tags_text,
+            f.created,
+            f.created,
+            f.owner,
+            f.expires,
+            int(f.pinned),
+            f.nblocks,
+        ),
+    )
+    if cur.rowcount == 1:
         fid = cur.lastrowid
     else:
+        old = conn.execute("SELECT fid, pinned FROM files WHERE cid = ?", (f.cid,)).fetchone()
         fid = old[0]
         conn.execute(
             "UPDATE files SET name = ?, description = ?, tags = ?, expires = ?, pinned = ?, "
@@ -130,9 +132,31 @@ def upsert(conn: sqlite3.Connection, f: NewFile) -> None:
             ),
         )
         conn.execute("DELETE FROM file_tags WHERE fid = ?", (fid,))
-    conn.executemany("INSERT INTO file_tags VALUES (?, ?)", [(t, fid) for t in f.tags])
+    if f.tags:
+        conn.executemany("INSERT INTO file_tags VALUES (?, ?)", [(t, fid) for t in f.tags])
     conn.executemany(
         "INSERT OR IGNORE INTO file_blocks VALUES (?, ?)", [(fid, d) for d in f.digests]
+    )
+    return cur.rowcount == 1
+
+
+def info_of(f: NewFile) -> FileInfo:
+    """The FileInfo of a row just inserted from ``f``."""
+    return FileInfo(
+        id=f.cid,
+        name=f.name,
+        size=f.size,
+        content_type=f.content_type,
+        kind=f.kind,
+        description=f.description,
+        tags=f.tags,
+        created=f.created,
+        accessed=f.created,
+        access_count=0,
+        owner=f.owner,
+        expires=f.expires,
+        pinned=f.pinned,
+        blocks=f.nblocks,
     )
 
 

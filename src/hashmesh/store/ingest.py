@@ -76,10 +76,10 @@ class Ingest:
         if digest in self._known:
             return cid
         self._known.add(digest)
-        if self.blocks.row(digest) is not None:
-            return cid
         n = len(plain)
-        if n <= SMALL_MAX:
+        if n > SMALL_MAX and self.blocks.row(digest) is not None:
+            return cid
+        if n <= SMALL_MAX:  # dedup of small blocks happens at insert (INSERT OR IGNORE)
             header, payload = self.blocks.codec().encode(plain, kind)
             stored = header + bytes(payload)
             self._charge(len(stored))

@@ -22,7 +22,7 @@ from hashmesh.store.reader import dag
 from hashmesh.store.repo import Repo
 
 _DEAD = (
-    "SELECT digest, stored, data_id FROM blocks b "
+    "SELECT digest, stored, inline FROM blocks b "
     "WHERE NOT EXISTS (SELECT 1 FROM file_blocks fb WHERE fb.digest = b.digest) "
     "AND NOT EXISTS (SELECT 1 FROM held_blocks h WHERE h.digest = b.digest)"
 )
@@ -44,7 +44,7 @@ def gc(repo: Repo) -> GcReport:
         with repo.db.transaction() as conn:
             dead = conn.execute(_DEAD).fetchall()
             conn.executemany("DELETE FROM blocks WHERE digest = ?", [(d[0],) for d in dead])
-        repo.blocks.remove_files(d[0] for d in dead if d[2] is None)
+        repo.blocks.remove_files(d[0] for d in dead if not d[2])
         freed = sum(d[1] for d in dead)
         orphans = 0
         for path in repo.blocks.orphan_files():
@@ -68,7 +68,7 @@ def gc(repo: Repo) -> GcReport:
 def _check(repo: Repo, row: BlockRow) -> str | None:
     """'bad', 'missing' or None for one block row."""
     cid = cid_of(row.digest, row.kind)
-    if row.data_id is None and not repo.blocks.path_of(row.digest).is_file():
+    if not row.inline and not repo.blocks.path_of(row.digest).is_file():
         return "missing"
     try:
         repo.blocks.check(cid, repo.blocks.stored_form(cid, row))

@@ -152,15 +152,7 @@ def put_file(repo: Repo, path: Path, name: str | None, meta: Meta, progress: Pro
             refs = FileRefs()
             cid, size, head = _chunks_to_file(ing, refs, chunks, _Counter(size, progress))
             f = _new_file(repo, cid, name, size, _content_type(name, head), "file", meta, refs)
-            repo.commit(ing, [f])
-    return _info(repo, f.cid)
-
-
-def _info(repo: Repo, cid: str) -> FileInfo:
-    got = index.get(repo.db.reader(), cid)
-    if got is None:  # pragma: no cover - just committed
-        raise NotFoundError(f"{cid} vanished after commit")
-    return got
+            return repo.commit(ing, [f])[0]
 
 
 def put_bytes(repo: Repo, data: bytes, name: str, meta: Meta) -> FileInfo:
@@ -189,13 +181,7 @@ def put_many(repo: Repo, items: Sequence[tuple[str, bytes]], meta: Meta) -> list
                 news.append(
                     _new_file(repo, cid, name, size, _content_type(name, head), "file", meta, refs)
                 )
-            repo.commit(ing, news)
-    conn = repo.db.reader()
-    out = []
-    for f in news:
-        got = index.get(conn, f.cid)
-        out.append(got if got is not None else _info(repo, f.cid))
-    return out
+            return repo.commit(ing, news)
 
 
 def _scan(path: Path) -> tuple[int, int]:
@@ -263,8 +249,7 @@ def put_dir(repo: Repo, path: Path, name: str | None, meta: Meta, progress: Prog
             refs = FileRefs()
             cid, size = _put_tree(repo, ing, path, refs, _Counter(total, progress))
             f = _new_file(repo, cid, name, size, DIRECTORY, "dir", meta, refs)
-            repo.commit(ing, [f])
-    return _info(repo, f.cid)
+            return repo.commit(ing, [f])[0]
 
 
 __all__ = ["Meta", "put_bytes", "put_dir", "put_file", "put_many"]

@@ -27,16 +27,17 @@ CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE totals(key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO totals VALUES ('blocks', 0), ('plain', 0), ('stored', 0);
 
--- kind: 0 raw chunk, 1 manifest; flags: 1 = zstd; data_id NULL = file under blocks/
+-- kind: 0 raw chunk, 1 manifest; flags: 1 = zstd; inline: 1 = stored form in block_data,
+-- 0 = file blocks/<hex>
 CREATE TABLE blocks(
     digest BLOB PRIMARY KEY,
     kind INTEGER NOT NULL,
     size INTEGER NOT NULL,
     stored INTEGER NOT NULL,
     flags INTEGER NOT NULL,
-    data_id INTEGER
+    inline INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE block_data(id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE block_data(digest BLOB PRIMARY KEY, data BLOB NOT NULL);
 CREATE TRIGGER blocks_ai AFTER INSERT ON blocks BEGIN
     UPDATE totals SET value = value + 1 WHERE key = 'blocks';
     UPDATE totals SET value = value + NEW.size WHERE key = 'plain';
@@ -46,7 +47,7 @@ CREATE TRIGGER blocks_ad AFTER DELETE ON blocks BEGIN
     UPDATE totals SET value = value - 1 WHERE key = 'blocks';
     UPDATE totals SET value = value - OLD.size WHERE key = 'plain';
     UPDATE totals SET value = value - OLD.stored WHERE key = 'stored';
-    DELETE FROM block_data WHERE id = OLD.data_id;
+    DELETE FROM block_data WHERE digest = OLD.digest;
 END;
 
 -- raw blocks kept for the network layer (put_block), never collected while held

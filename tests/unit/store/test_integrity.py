@@ -15,7 +15,7 @@ def _blocks_in_db(path):
     with sqlite3.connect(path / "index.sqlite") as conn:
         return [
             (d, k, data_id)
-            for d, k, data_id in conn.execute("SELECT digest, kind, data_id FROM blocks")
+            for d, k, data_id in conn.execute("SELECT digest, kind, inline FROM blocks")
         ]
 
 
@@ -24,8 +24,8 @@ def _cid(digest: bytes, kind: int) -> ContentId:
 
 
 def _flip(path, digest: bytes, data_id, pos_seed: int) -> None:
-    if data_id is None:
-        f = path / "blocks" / digest.hex()[:2] / digest.hex()
+    if not data_id:
+        f = path / "blocks" / digest.hex()
         raw = bytearray(f.read_bytes())
         i = random.Random(pos_seed).randrange(len(raw))
         raw[i] ^= 0x40
@@ -33,27 +33,27 @@ def _flip(path, digest: bytes, data_id, pos_seed: int) -> None:
     else:
         with sqlite3.connect(path / "index.sqlite") as conn:
             (blob,) = conn.execute(
-                "SELECT data FROM block_data WHERE id = ?", (data_id,)
+                "SELECT data FROM block_data WHERE digest = ?", (digest,)
             ).fetchone()
             raw = bytearray(blob)
             i = random.Random(pos_seed).randrange(len(raw))
             raw[i] ^= 0x40
-            conn.execute("UPDATE block_data SET data = ? WHERE id = ?", (bytes(raw), data_id))
+            conn.execute("UPDATE block_data SET data = ? WHERE digest = ?", (bytes(raw), digest))
 
 
 def _restore(path, digest, data_id, original) -> None:
-    if data_id is None:
-        (path / "blocks" / digest.hex()[:2] / digest.hex()).write_bytes(original)
+    if not data_id:
+        (path / "blocks" / digest.hex()).write_bytes(original)
     else:
         with sqlite3.connect(path / "index.sqlite") as conn:
-            conn.execute("UPDATE block_data SET data = ? WHERE id = ?", (original, data_id))
+            conn.execute("UPDATE block_data SET data = ? WHERE digest = ?", (original, digest))
 
 
 def _stored(path, digest, data_id) -> bytes:
-    if data_id is None:
-        return (path / "blocks" / digest.hex()[:2] / digest.hex()).read_bytes()
+    if not data_id:
+        return (path / "blocks" / digest.hex()).read_bytes()
     with sqlite3.connect(path / "index.sqlite") as conn:
-        return conn.execute("SELECT data FROM block_data WHERE id = ?", (data_id,)).fetchone()[0]
+        return conn.execute("SELECT data FROM block_data WHERE digest = ?", (digest,)).fetchone()[0]
 
 
 def test_every_flipped_block_is_detected_and_named(big_env, tmp_path):
@@ -66,7 +66,7 @@ def test_every_flipped_block_is_detected_and_named(big_env, tmp_path):
         "small": env.run(env.store.put_bytes(b"tiny", name="s")),
     }
     rows = _blocks_in_db(env.path)
-    assert any(r[2] is None for r in rows) and any(r[2] is not None for r in rows)
+    assert any(not r[2] for r in rows) and any(r[2] for r in rows)
     needs = {f.id: _digests(env, f.id) for f in files.values()}
     for n, (digest, kind, data_id) in enumerate(rows):
         cid = _cid(digest, kind)
@@ -95,12 +95,12 @@ def test_verify_lists_all_bad_and_missing(big_env):
     env = big_env
     rnd = random.Random(5)
     info = env.run(env.store.put_bytes(rnd.randbytes(900_000), name="r"))
-    rows = [r for r in _blocks_in_db(env.path) if r[2] is None]
+    rows = [r for r in _blocks_in_db(env.path) if not r[2]]
     assert len(rows) >= 4
     for n, (digest, _kind, data_id) in enumerate(rows[:2]):
         _flip(env.path, digest, data_id, n)
     gone = rows[2][0]
-    (env.path / "blocks" / gone.hex()[:2] / gone.hex()).unlink()
+    (env.path / "blocks" / gone.hex()).unlink()
     report = env.run(env.store.verify())
     assert not report.ok
     assert set(report.bad_blocks) == {str(_cid(d, k)) for d, k, _ in rows[:2]}

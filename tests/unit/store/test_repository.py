@@ -26,7 +26,7 @@ def test_init_creates_layout_and_reopens(tmp_path):
         await s.close()
         assert (tmp_path / "r" / "index.sqlite").is_file()
         assert (tmp_path / "r" / "node.key").is_file()
-        assert (tmp_path / "r" / "blocks" / "ff").is_dir()
+        assert (tmp_path / "r" / "blocks").is_dir()
         (tmp_path / "r" / "config.toml").write_text('[store]\ncapacity = "10MiB"\n')
         async with await Store.open(tmp_path / "r") as s2:
             assert s2.owner == owner and len(owner) == 64
