@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -285,7 +286,7 @@ def verify(
         raise typer.Exit(1)
 
 
-def _simple(verb: str, method: str):  # type: ignore[no-untyped-def]
+def _simple(verb: str, method: str) -> Callable[..., None]:
     """A command that calls one ``store.<method>(id)`` and prints ``<verb> <id>``."""
 
     def command(ctx: typer.Context, content_id: IdArg, repo: RepoOpt = None) -> None:
