@@ -45,9 +45,16 @@ _RIFF = {b"WEBP": "image/webp", b"WAVE": "audio/wav", b"AVI ": "video/x-msvideo"
 _GENERIC = {"application/zip", "application/gzip", "application/octet-stream", "text/plain"}
 
 
+_BY_FIRST: dict[int, tuple[tuple[bytes, str], ...]] = {}
+for _p, _c in _PREFIXES:
+    _BY_FIRST[_p[0]] = (*_BY_FIRST.get(_p[0], ()), (_p, _c))
+
+
 def sniff_magic(head: bytes) -> str | None:
     """The content type announced by the leading bytes, or None."""
-    for prefix, ctype in _PREFIXES:
+    if not head:
+        return None
+    for prefix, ctype in _BY_FIRST.get(head[0], ()):
         if head.startswith(prefix):
             return ctype
     if len(head) >= 12 and head[4:8] == b"ftyp":

@@ -86,58 +86,67 @@ def _info(row: Sequence) -> FileInfo:
     )
 
 
-def upsert(conn: sqlite3.Connection, f: NewFile) -> bool:
-    """Insert a file row, or refresh the metadata of one stored before.
+def upsert_many(conn: sqlite3.Connection, files: Sequence[NewFile]) -> list[bool]:
+    """Insert file rows, or refresh the metadata of ones stored before; True where new.
 
     A re-put keeps ``created`` and the access counters, takes the new name,
     description, tags and expiry, and stays pinned if either put pinned it.
-    Returns True if the row is new.
     """
-    tags_text = " ".join(f.tags)
-    cur = conn.execute(
-        f"INSERT INTO files({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) "
-        "ON CONFLICT(cid) DO NOTHING",
-        (
-            f.cid,
-            f.name,
-            f.size,
-            f.content_type,
-            f.kind,
-            f.description,
-            tags_text,
-            f.created,
-            f.created,
-            f.owner,
-            f.expires,
-            int(f.pinned),
-            f.nblocks,
-        ),
-    )
-    if cur.rowcount == 1:
-        fid = cur.lastrowid
-    else:
-        old = conn.execute("SELECT fid, pinned FROM files WHERE cid = ?", (f.cid,)).fetchone()
-        fid = old[0]
-        conn.execute(
-            "UPDATE files SET name = ?, description = ?, tags = ?, expires = ?, pinned = ?, "
-            "content_type = ? WHERE fid = ?",
+    fresh: list[bool] = []
+    fts: list[tuple] = []
+    tags: list[tuple] = []
+    refs: list[tuple] = []
+    for f in files:
+        tags_text = " ".join(f.tags)
+        cur = conn.execute(
+            f"INSERT INTO files({_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?) "
+            "ON CONFLICT(cid) DO NOTHING",
             (
+                f.cid,
                 f.name,
+                f.size,
+                f.content_type,
+                f.kind,
                 f.description,
                 tags_text,
-                None if (old[1] or f.pinned) else f.expires,
-                int(old[1] or f.pinned),
-                f.content_type,
-                fid,
+                f.created,
+                f.created,
+                f.owner,
+                f.expires,
+                int(f.pinned),
+                f.nblocks,
             ),
         )
-        conn.execute("DELETE FROM file_tags WHERE fid = ?", (fid,))
-    if f.tags:
-        conn.executemany("INSERT INTO file_tags VALUES (?, ?)", [(t, fid) for t in f.tags])
+        new = cur.rowcount == 1
+        if new:
+            fid = cur.lastrowid
+            fts.append((fid, f.name, f.description, tags_text))
+        else:
+            old = conn.execute("SELECT fid, pinned FROM files WHERE cid = ?", (f.cid,)).fetchone()
+            fid = old[0]
+            conn.execute(
+                "UPDATE files SET name = ?, description = ?, tags = ?, expires = ?, pinned = ?, "
+                "content_type = ? WHERE fid = ?",
+                (
+                    f.name,
+                    f.description,
+                    tags_text,
+                    None if (old[1] or f.pinned) else f.expires,
+                    int(old[1] or f.pinned),
+                    f.content_type,
+                    fid,
+                ),
+            )
+            conn.execute("DELETE FROM file_tags WHERE fid = ?", (fid,))
+        fresh.append(new)
+        tags += [(t, fid) for t in f.tags]
+        refs += [(fid, d) for d in f.digests]
     conn.executemany(
-        "INSERT OR IGNORE INTO file_blocks VALUES (?, ?)", [(fid, d) for d in f.digests]
+        "INSERT INTO files_fts(rowid, name, description, tags) VALUES (?, ?, ?, ?)", fts
     )
-    return cur.rowcount == 1
+    conn.executemany("INSERT OR IGNORE INTO file_tags VALUES (?, ?)", tags)
+    conn.executemany("INSERT OR IGNORE INTO file_blocks VALUES (?, ?)", refs)
+    return fresh
 
 
 def info_of(f: NewFile) -> FileInfo:
@@ -265,5 +274,5 @@ __all__ = [
     "ls",
     "record_access",
     "search",
-    "upsert",
+    "upsert_many",
 ]

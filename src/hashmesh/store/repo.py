@@ -230,7 +230,7 @@ class Repo:
         rows = ingest.seal()
         with self.db.transaction() as conn:
             self.blocks.insert_rows(conn, rows)
-            fresh = [index.upsert(conn, f) for f in files]
+            fresh = index.upsert_many(conn, files)
             self._write_hits(conn)
             out = []
             for f, new in zip(files, fresh, strict=True):
