@@ -210,7 +210,9 @@ def search(
     max_size: Annotated[str | None, typer.Option(help="Maximum size (e.g. 10MB).")] = None,
     tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only with this tag.")] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
-    sort: Annotated[str, typer.Option(help="relevance, name, size or created.")] = "relevance",
+    sort: Annotated[
+        str, typer.Option(help="relevance, name, size (largest first), created (newest first).")
+    ] = "relevance",
     json_out: JsonOpt = False,
     repo: RepoOpt = None,
 ) -> None:
