@@ -68,3 +68,17 @@ def test_hot_commands_do_not_import_pydantic(tmp_path: Path, args: list[str]) ->
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert proc.stdout.strip().splitlines()[-1] == "False", proc.stdout + proc.stderr
+
+
+def test_build_app_keeps_just_the_invoked_command() -> None:
+    from hashmesh.cli.app import _invoked_command, build_app
+
+    full = set(typer.main.get_command(build_app()).commands)
+    assert {"put", "get", "ls", "demo", "rm", "pin"} <= full
+    for name in full:
+        assert set(typer.main.get_command(build_app(name)).commands) == {name}
+    assert set(typer.main.get_command(build_app("no-such")).commands) == full
+    assert _invoked_command(["--repo", "r", "put", "x"]) == "put"
+    assert _invoked_command(["--repo=r", "ls"]) == "ls"
+    assert _invoked_command(["--help"]) is None
+    assert _invoked_command([]) is None

@@ -140,7 +140,14 @@ class _OnlyCommand:
 
         return decorator
 
-    def __getattr__(self, attr: str) -> Any:  # add_typer and friends pass straight through
+    def add_typer(self, sub: typer.Typer, *args: Any, name: str | None = None, **kw: Any) -> None:
+        resolved = name or getattr(getattr(sub, "info", None), "name", None)
+        if isinstance(resolved, str) and resolved != self._name:
+            return  # another group: skip it
+        self.found = self.found or resolved == self._name
+        self._app.add_typer(sub, *args, name=name, **kw)
+
+    def __getattr__(self, attr: str) -> Any:  # anything else passes straight through
         return getattr(self._app, attr)
 
 
