@@ -26,19 +26,56 @@ from pathlib import Path
 
 import blake3
 
-from hashmesh.config import StoreConfig
 from hashmesh.store.api import Store
 
 MiB = 1024 * 1024
-WORDS = (
-    "alpha beach cloud delta river mountain forest report invoice photo holiday summer winter "
-    "budget music video draft final notes paper design sketch city night ocean garden family "
-    "project backup server network kernel python rust golang spring autumn travel food recipe"
-).split()
+WORDS = [
+    "alpha",
+    "beach",
+    "cloud",
+    "delta",
+    "river",
+    "mountain",
+    "forest",
+    "report",
+    "invoice",
+    "photo",
+    "holiday",
+    "summer",
+    "winter",
+    "budget",
+    "music",
+    "video",
+    "draft",
+    "final",
+    "notes",
+    "paper",
+    "design",
+    "sketch",
+    "city",
+    "night",
+    "ocean",
+    "garden",
+    "family",
+    "project",
+    "backup",
+    "server",
+    "network",
+    "kernel",
+    "python",
+    "rust",
+    "golang",
+    "spring",
+    "autumn",
+    "travel",
+    "food",
+    "recipe",
+]
 
 
 def random_data(n: int, seed: int) -> bytes:
-    return random.Random(seed).randbytes(n)
+    rnd = random.Random(seed)
+    return b"".join(rnd.randbytes(min(16 * MiB, n - i)) for i in range(0, n, 16 * MiB))
 
 
 def text_data(n: int, seed: int) -> bytes:
@@ -235,7 +272,9 @@ async def main() -> None:
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"hashmesh store benchmark ({args.size_mib} MiB files, median of {args.reps}; MB = 1e6 B)")
+    print(
+        f"hashmesh store benchmark ({args.size_mib} MiB files, median of {args.reps}; MB = 1e6 B)"
+    )
     print(f"{'figure':<28}{'ours':>12}{'raw limit':>12}{'ratio':>8}")
     for label in ("random", "text"):
         for op in ("put", "get"):
