@@ -21,7 +21,7 @@ import contextlib
 import logging
 import random
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +51,8 @@ from hashmesh.store.model import DirEntry, FileInfo
 log = logging.getLogger(__name__)
 
 FETCH_PARALLEL = 16
-PUT_PARALLEL = 16
+PUSH_WORKERS = 4  # concurrent push requests per target peer
+BATCH_BYTES = 2 * 1024 * 1024  # small blocks are packed into PUT_MANY up to this size
 HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
 BLOCK_TIMEOUT = 30.0
 
@@ -223,11 +224,20 @@ class Node:
 
     # ------------------------------------------------------------------ placement
     async def holders_for(self, key: bytes, count: int) -> list[dht.PeerInfo]:
-        """The ``count`` live nodes closest to ``key`` (this node included)."""
+        """The ``count`` live nodes closest to ``key`` (this node included).
+
+        In a network smaller than ``k`` every node's routing table holds every
+        node it has heard of, so the table answers without a lookup; otherwise an
+        iterative DHT lookup finds the closest nodes.
+        """
         assert self.driver is not None and self.me is not None
-        done = await self.driver.lookup(key)
+        table = self.driver.protocol.routing_table
+        if len(table) < self.config.dht.k:
+            found = list(table.peers())
+        else:
+            found = (await self.driver.lookup(key)).closest
         down = {k for k, h in self._health.items() if h.failures >= HEALTH_FAILURES}
-        candidates = [p for p in [self.me, *done.closest] if p.id not in down]
+        candidates = [p for p in [self.me, *found] if p.id not in down]
         return closest_by(key, candidates, lambda p: p.id, count)
 
     # ------------------------------------------------------------------ serving
@@ -283,40 +293,109 @@ class Node:
         """Place every block under ``root`` on its closest nodes; raise QuorumError if short."""
         assert self.store is not None and self.driver is not None
         cids = await self.store.dag_blocks(root)
-        sem = asyncio.Semaphore(PUT_PARALLEL)
-        acks: list[int] = []
-
-        async def place(cid: ContentId) -> None:
-            async with sem:
-                acks.append(await self._place_block(cid))
-
-        await asyncio.gather(*(place(c) for c in cids))
-        short = sum(1 for a in acks if a < self.quorum)
-        if short:
-            raise QuorumError(
-                f"{short} of {len(cids)} blocks were acknowledged by fewer than "
-                f"{self.quorum} nodes (replication {self.replication})"
-            )
+        acks = await self.replicate_blocks(cids)
         with contextlib.suppress(HashmeshError, TimeoutError):
             await self.driver.provide(root.digest, timeout=10)
         return {"blocks": len(cids), "min_acks": min(acks, default=0)}
 
-    async def _place_block(self, cid: ContentId) -> int:
+    async def replicate_blocks(self, cids: list[ContentId]) -> list[int]:
+        """Send each block to its ``replication`` closest live nodes; acks per block.
+
+        Blocks bound for one peer travel together: small ones packed into PUT_MANY
+        requests (one durable commit per batch on the receiver), large ones one per
+        PUT, with ``PUSH_WORKERS`` requests in flight per peer. Raises
+        :class:`QuorumError` if any block got fewer than ``write_quorum`` acks.
+        """
         assert self.store is not None and self.planner is not None and self.me is not None
-        targets = await self.holders_for(cid.digest, self.replication)
-        self._cids[cid.digest] = cid
-        self.planner.track(cid.digest)
-        data: bytes | None = None
-        count = 0
-        for peer in targets:
-            if peer.id == self.me.id:
-                count += 1
-                continue
-            if data is None:
-                data = await self.store.get_block(cid)
-            if await self._push(peer, cid, data):
-                count += 1
-        return count
+        acks = [0] * len(cids)
+        plans: dict[bytes, tuple[dht.PeerInfo, list[int]]] = {}
+        for i, cid in enumerate(cids):
+            self._cids[cid.digest] = cid
+            self.planner.track(cid.digest)
+            for peer in await self.holders_for(cid.digest, self.replication):
+                if peer.id == self.me.id:
+                    acks[i] += 1
+                else:
+                    plans.setdefault(peer.id, (peer, []))[1].append(i)
+        store = self.store
+
+        async def send_all(peer: dht.PeerInfo, idxs: list[int]) -> None:
+            parts = deque(idxs[i : i + 8] for i in range(0, len(idxs), 8))
+
+            async def worker() -> None:
+                group: list[int] = []
+                datas: list[bytes] = []
+                while parts:
+                    part = parts.popleft()
+                    group += part
+                    datas += await store.get_blocks([cids[i] for i in part])
+                    if sum(map(len, datas)) >= BATCH_BYTES or not parts:
+                        items = [(cids[i], d) for i, d in zip(group, datas, strict=True)]
+                        if await self._push_many(peer, items):
+                            for i in group:
+                                acks[i] += 1
+                        group, datas = [], []
+
+            await asyncio.gather(*(worker() for _ in range(PUSH_WORKERS)))
+
+        await asyncio.gather(*(send_all(peer, idxs) for peer, idxs in plans.values()))
+        short = sum(1 for a in acks if a < self.quorum)
+        if short:
+            raise QuorumError(
+                f"{short} of {len(cids)} blocks were acknowledged by fewer than "
+                f"{self.quorum} nodes (replication {self.replication}, "
+                f"{len(self.live_peers()) + 1} live nodes known)"
+            )
+        return acks
+
+    async def _push_many(self, peer: dht.PeerInfo, items: list[tuple[ContentId, bytes]]) -> bool:
+        """Send blocks to ``peer`` in requests under the frame limit; True if all were acked."""
+        assert self.endpoint is not None and self.planner is not None
+        limit = self.config.node.max_frame - 64 * 1024
+        group: list[tuple[ContentId, bytes]] = []
+        size = 0
+        ok = True
+        for cid, data in [*items, (None, b"")]:
+            if group and (cid is None or size + len(data) > limit):
+                if len(group) == 1:
+                    ok &= await self._push(peer, *group[0])
+                else:
+                    ok &= await self._request_put_many(peer, group)
+                group, size = [], 0
+            if cid is not None:
+                group.append((cid, data))
+                size += len(data) + 64
+        return ok
+
+    async def _request_put_many(
+        self, peer: dht.PeerInfo, group: list[tuple[ContentId, bytes]]
+    ) -> bool:
+        assert self.endpoint is not None and self.planner is not None
+        try:
+            await self.endpoint.request(
+                addr(peer), bx.Kind.PUT_MANY, bx.encode_put_many(group), BLOCK_TIMEOUT
+            )
+        except HashmeshError as exc:
+            log.info("batch push to %s failed: %s", peer.node_id.short(), exc)
+            return False
+        for cid, _ in group:
+            self.planner.confirm_holder(cid.digest, peer.id)
+        return True
+
+    async def put_many(self, items: list[tuple[str, bytes]], **meta: Any) -> list[dict[str, Any]]:
+        """Store many small objects in one local commit and replicate them in batches."""
+        assert self.store is not None
+        infos = await self.store.put_many(items, **meta)
+        roots = [ContentId.parse(i.id) for i in infos]
+        await self.replicate_blocks(await self.store.dag_blocks_many(roots))
+        return [i.to_json() for i in infos]
+
+    async def get_many(self, ids: list[str]) -> list[bytes]:
+        """Read many (small) files, fetching what is not local in parallel."""
+        assert self.store is not None
+        roots = [ContentId.parse(i) for i in ids]
+        await asyncio.gather(*(self.fetch_dag(r) for r in dict.fromkeys(roots)))
+        return await self.store.get_many(roots)
 
     async def _push(self, peer: dht.PeerInfo, cid: ContentId, data: bytes) -> bool:
         assert self.endpoint is not None and self.planner is not None

@@ -61,3 +61,19 @@ async def test_unknown_id_is_not_found(tmp_path) -> None:
             await nodes[1].read(str(missing))
     finally:
         await stop_all(nodes)
+
+
+async def test_put_many_and_get_many_small_objects(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 4)
+    try:
+        items = [(f"obj{i}", os.urandom(4096)) for i in range(300)]
+        infos = await nodes[0].put_many(items)
+        ids = [i["id"] for i in infos]
+        got = await nodes[3].get_many(ids)
+        assert got == [d for _, d in items]
+        # every block of every object has 3 holders
+        for cid in await nodes[0].store.dag_blocks_many(ids[:20]):
+            held = sum([await n.store.has_block(cid) for n in nodes])
+            assert held >= 3
+    finally:
+        await stop_all(nodes)

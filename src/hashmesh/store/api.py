@@ -405,6 +405,29 @@ class Store:
         """Store many blocks in one group commit."""
         return await self._run(self._repo.put_blocks, list(items))
 
+    async def get_blocks(self, cids: Sequence[IdLike]) -> list[bytes]:
+        """Verified plain bytes of many blocks in one worker call; NotFoundError if one is absent."""
+        cs = [parse_id(c) for c in cids]
+        return await self._run(lambda: [bytes(self._repo.blocks.get(c)) for c in cs])
+
+    async def has_blocks(self, cids: Sequence[IdLike]) -> list[bool]:
+        """For each id, whether the block is stored here (one worker call)."""
+        cs = [parse_id(c) for c in cids]
+        return await self._run(lambda: [self._repo.blocks.has(c) for c in cs])
+
+    async def dag_blocks_many(self, roots: Sequence[IdLike]) -> list[ContentId]:
+        """Every block reachable from any of ``roots`` (each once), in one worker call."""
+        rs = [parse_id(r) for r in roots]
+
+        def run() -> list[ContentId]:
+            seen: dict[ContentId, None] = {}
+            for r in rs:
+                for c in reader.dag(self._repo.blocks, r):
+                    seen.setdefault(c, None)
+            return list(seen)
+
+        return await self._run(run)
+
     async def release_block(self, cid: IdLike) -> None:
         """Stop holding a block stored by ``put_block``; gc may then collect it."""
         await self._run(self._repo.set_pin, parse_id(cid), False)
