@@ -163,6 +163,14 @@ def control_ops(node: Node, stop: asyncio.Event) -> dict[str, Handler]:
     async def stop_op(a: dict[str, Any]) -> Any:
         stop.set()
 
+    async def has_blocks(a: dict[str, Any]) -> Any:
+        """For each block id in ``ids``, whether this node stores it (audits, tests)."""
+        return await store.has_blocks([str(i) for i in a.get("ids") or ()])
+
+    async def dag_blocks(a: dict[str, Any]) -> Any:
+        """Every block id under ``id`` that this node can reach locally, root first."""
+        return [str(c) for c in await store.dag_blocks(str(a["id"]))]
+
     return {
         "put": put,
         "put_bytes": put_bytes,
@@ -185,6 +193,8 @@ def control_ops(node: Node, stop: asyncio.Event) -> dict[str, Handler]:
         "gc": gc,
         "stats": stats,
         "stop": stop_op,
+        "has_blocks": has_blocks,
+        "dag_blocks": dag_blocks,
     }
 
 
