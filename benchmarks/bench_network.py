@@ -1,0 +1,590 @@
+#!/usr/bin/env python3
+"""Networked hashmesh against this machine's raw limit and two peers, in one run.
+
+A runnable script, not a test. Every ratio it prints is taken between figures measured
+in the same run (the machine is shared and noisy, so figures from other runs do not
+compare). Parts, in order:
+
+1. **raw disk limit**: 256 x 1 MiB files, fsync each + directory fsync, MB/s; a put that
+   keeps ``r`` copies on this one machine can at best reach that divided by ``r``.
+2. **5-node devnet** (processes on 127.0.0.1, replication 3):
+   * a large random file (256 MiB; 64 with ``--quick``) put on node 0 and got from another
+     node through the control socket ("put" / "get", as the CLI does), a fresh file per rep
+     so the reader's cache is cold; median of ``--reps``. One more file through the real
+     ``hashmesh put`` / ``hashmesh get`` commands gives the CLI wall time;
+   * 4 KiB objects from an in-process client :class:`hashmesh.node.Node` joined to the
+     devnet: ``put_bytes`` / ``read`` with ``--concurrency`` in flight (ops/s, p50/p99), and
+     the batch APIs ``put_many`` / ``get_many``. Reads run on a second client node that
+     joined after the puts, so it does not hold the data.
+3. **30-node devnet**: an in-process client node runs DHT lookups of random keys and
+   stores of 100-byte ``ValueRecord``s, sequentially and 50 in flight.
+4. **peers** (skip with ``--no-peers``): Tahoe-LAFS (``peers/tahoe.py``) and the PyPI
+   ``kademlia`` library (``peers/kademlia_peer.py``), each in its own venv.
+
+Prints load averages, a table with target / met? columns, or one JSON object (``--json``).
+Every process started is stopped at the end, also on Ctrl-C or SIGTERM.
+
+Usage: ``python benchmarks/bench_network.py [--quick] [--reps 3] [--no-peers] [--json]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from peers import common
+
+from hashmesh import dht
+from hashmesh.client import Client
+from hashmesh.config import Config, NodeConfig
+from hashmesh.devnet import Devnet
+from hashmesh.errors import HashmeshError
+from hashmesh.ids import ContentId
+from hashmesh.net.loop import run as run_loop
+from hashmesh.node import Node
+
+MiB = 1 << 20
+SMALL = 4096
+R = 3
+OP_TIMEOUT = 30.0
+PHASE_CAP_S = 60.0  # no timed phase takes new work after this long
+
+
+def log(msg: str) -> None:
+    print(f"[bench_network {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def hashmesh_command() -> list[str]:
+    script = Path(sys.executable).parent / "hashmesh"
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "hashmesh"]
+
+
+# ------------------------------------------------------------------ raw limit
+def raw_fsync_MBps(work: Path, files: int = 256) -> float:
+    """Write ``files`` x 1 MiB, fsync each, then fsync the directory; MB/s."""
+    d = Path(tempfile.mkdtemp(dir=work, prefix="raw-"))
+    block = bytearray(os.urandom(MiB))
+    t0 = time.perf_counter()
+    for i in range(files):
+        block[:8] = i.to_bytes(8, "little")
+        fd = os.open(d / f"{i:04d}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, block)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    dfd = os.open(d, os.O_RDONLY)
+    os.fsync(dfd)
+    os.close(dfd)
+    elapsed = time.perf_counter() - t0
+    shutil.rmtree(d)
+    return files * MiB / elapsed / 1e6
+
+
+# ------------------------------------------------------------------ timing helpers
+class Timed:
+    """Ops/s, latencies and failures of one timed phase."""
+
+    def __init__(self) -> None:
+        self.lat_ms: list[float] = []
+        self.failures = 0
+        self.ops = 0
+        self.elapsed = 0.0
+
+    def rate(self) -> float:
+        return self.ops / self.elapsed if self.elapsed else 0.0
+
+    def p(self, pct: float) -> float:
+        return common.percentile(self.lat_ms, pct) if self.lat_ms else float("nan")
+
+
+async def run_concurrent(
+    fn: Callable[[Any], Awaitable[Any]], args: Sequence[Any], inflight: int, weight: int = 1
+) -> Timed:
+    """Run ``fn(a)`` for each ``a`` with ``inflight`` at once (bounded by PHASE_CAP_S).
+
+    ``weight`` is how many objects one call handles (a batch), for the ops count.
+    """
+    t = Timed()
+    queue = list(reversed(args))
+    t0 = time.perf_counter()
+    deadline = t0 + PHASE_CAP_S
+
+    async def worker() -> None:
+        while queue and time.perf_counter() < deadline:
+            a = queue.pop()
+            s = time.perf_counter()
+            try:
+                await asyncio.wait_for(fn(a), OP_TIMEOUT)
+            except (HashmeshError, TimeoutError, OSError) as exc:
+                t.failures += 1
+                if t.failures <= 3:
+                    log(f"operation failed: {type(exc).__name__}: {exc}")
+                continue
+            t.lat_ms.append((time.perf_counter() - s) * 1000)
+            t.ops += weight
+
+    await asyncio.gather(*(worker() for _ in range(inflight)))
+    t.elapsed = time.perf_counter() - t0
+    return t
+
+
+def add_timed(res: dict[str, Any], key: str, t: Timed) -> None:
+    res[f"{key}_per_s"] = t.rate()
+    res[f"{key}_p50_ms"] = t.p(50)
+    res[f"{key}_p99_ms"] = t.p(99)
+    res[f"{key}_failures"] = t.failures
+
+
+async def client_node(work: Path, seed: str, name: str) -> Node:
+    cfg = Config(node=NodeConfig(listen="127.0.0.1:0", replication=R))
+    node = Node(work / name, cfg)
+    await node.start()
+    known = await node.join([seed])
+    log(f"client node {name} joined: {known} peers in its table")
+    return node
+
+
+async def stop_nodes(nodes: list[Node]) -> None:
+    for n in nodes:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(n.stop(graceful=False), 20)
+
+
+# ------------------------------------------------------------------ large files
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as f:
+        for _ in range(size // (8 * MiB)):
+            f.write(os.urandom(8 * MiB))
+        f.write(os.urandom(size % (8 * MiB)))
+
+
+async def large_rep(net: Devnet, work: Path, size: int, rep: int) -> dict[str, float]:
+    """Put a fresh file on node 0, get it from another node; figures of this rep."""
+    src = work / f"large-{rep}.bin"
+    dest = work / f"large-{rep}.out"
+    write_random(src, size)
+    writer, reader = net.nodes[0], net.nodes[1 + rep % (net.count - 1)]
+    async with Client(writer.repo, timeout=3600) as c:
+        t0 = time.perf_counter()
+        res = await c.call("put", path=str(src), name=src.name)
+        put_s = time.perf_counter() - t0
+    async with Client(reader.repo, timeout=3600) as c:
+        before = (await c.call("status"))["blocks"]
+        t0 = time.perf_counter()
+        await c.call("get", id=res["file"]["id"], dest=str(dest))
+        get_s = time.perf_counter() - t0
+        after = (await c.call("status"))["blocks"]
+    if dest.stat().st_size != size:
+        raise HashmeshError(f"get wrote {dest.stat().st_size} bytes, expected {size}")
+    src.unlink()
+    dest.unlink()
+    blocks = max(1, int(res.get("blocks", 1)))
+    log(f"large rep {rep}: put {size / put_s / 1e6:.0f} MB/s, get {size / get_s / 1e6:.0f} MB/s")
+    return {
+        "put_MBps": size / put_s / 1e6,
+        "get_MBps": size / get_s / 1e6,
+        "get_network_share": (after - before) / blocks,
+        "blocks": blocks,
+    }
+
+
+def cli_round(net: Devnet, work: Path, size: int) -> tuple[float, float]:
+    """One fresh file through ``hashmesh put`` (node 0) and ``hashmesh get`` (last node)."""
+    src, dest = work / "cli.bin", work / "cli.out"
+    write_random(src, size)
+    cmd = hashmesh_command()
+    t0 = time.perf_counter()
+    out = subprocess.run(
+        [*cmd, "put", "--repo", str(net.nodes[0].repo), "-q", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    ).stdout
+    put_s = time.perf_counter() - t0
+    cid = out.split()[0]
+    t0 = time.perf_counter()
+    subprocess.run(
+        [*cmd, "get", "--repo", str(net.nodes[-1].repo), "-q", "-o", str(dest), cid],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=True,
+    )
+    get_s = time.perf_counter() - t0
+    if dest.stat().st_size != size:
+        raise HashmeshError("CLI get wrote the wrong size")
+    src.unlink()
+    dest.unlink()
+    return put_s, get_s
+
+
+# ------------------------------------------------------------------ small objects
+async def small_objects(
+    net: Devnet, work: Path, count: int, inflight: int, batch: int
+) -> dict[str, Any]:
+    res: dict[str, Any] = {"small_count": count, "small_inflight": inflight, "batch": batch}
+    rnd = random.Random(42)
+    blobs = [rnd.randbytes(SMALL) for _ in range(2 * count)]
+    nodes: list[Node] = []
+    try:
+        writer = await client_node(work, net.nodes[0].address, "client-w")
+        nodes.append(writer)
+        ids: list[str] = []
+
+        async def put_one(data: bytes) -> None:
+            ids.append((await writer.put_bytes(data))["file"]["id"])
+
+        t = await run_concurrent(put_one, blobs[:count], inflight)
+        add_timed(res, "small_put", t)
+        log(f"small put_bytes: {t.rate():.0f}/s, p50 {t.p(50):.1f} ms, p99 {t.p(99):.1f} ms")
+
+        batch_ids: list[str] = []
+        has_batch = hasattr(writer, "put_many") and hasattr(writer, "get_many")
+        if has_batch:
+            chunks = [
+                [(f"b{i + k}.bin", blobs[count + i + k]) for k in range(batch)]
+                for i in range(0, count - batch + 1, batch)
+            ]
+
+            async def put_batch(items: list[tuple[str, bytes]]) -> None:
+                batch_ids.extend(str(d["id"]) for d in await writer.put_many(items))
+
+            t = await run_concurrent(put_batch, chunks, 1, weight=batch)
+            add_timed(res, "small_put_many", t)
+            log(f"small put_many: {t.rate():.0f}/s (batches of {batch})")
+
+        reader = await client_node(work, net.nodes[0].address, "client-r")
+        nodes.append(reader)
+        all_ids = ids + batch_ids
+        res["reader_held_before"] = await held(reader, all_ids)
+
+        async def read_one(i: str) -> None:
+            if len(await reader.read(i)) != SMALL:
+                raise HashmeshError("read returned the wrong size")
+
+        t = await run_concurrent(read_one, ids, inflight)
+        add_timed(res, "small_get", t)
+        log(f"small read: {t.rate():.0f}/s, p50 {t.p(50):.1f} ms, p99 {t.p(99):.1f} ms")
+        if has_batch:
+            groups = [batch_ids[i : i + batch] for i in range(0, len(batch_ids), batch)]
+
+            async def get_batch(group: list[str]) -> None:
+                if sum(map(len, await reader.get_many(group))) != SMALL * len(group):
+                    raise HashmeshError("get_many returned the wrong size")
+
+            t = await run_concurrent(get_batch, groups, 1, weight=batch)
+            add_timed(res, "small_get_many", t)
+            log(f"small get_many: {t.rate():.0f}/s (batches of {batch})")
+        res["reader_held_after"] = await held(reader, all_ids)
+        res["reader_objects"] = len(all_ids)
+    finally:
+        await stop_nodes(nodes)
+    return res
+
+
+async def held(node: Node, ids: list[str]) -> int:
+    assert node.store is not None
+    flags = await node.store.has_blocks([ContentId.parse(i) for i in ids])
+    return sum(flags)
+
+
+# ------------------------------------------------------------------ DHT
+async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
+    rnd = random.Random(7)
+    res: dict[str, Any] = {"dht_nodes": net.count, "dht_ops": n_ops}
+    nodes: list[Node] = []
+    try:
+        client = await client_node(work, net.nodes[0].address, "client-dht")
+        nodes.append(client)
+        driver = client.driver
+        assert driver is not None
+        res["dht_client_table"] = len(driver.protocol.routing_table)
+
+        async def lookup(key: bytes) -> None:
+            done = await driver.lookup(key, timeout=OP_TIMEOUT)
+            if not done.closest:
+                raise HashmeshError("lookup found no nodes")
+
+        async def store(value: bytes) -> None:
+            done = await driver.put(dht.ValueRecord.of(value), timeout=OP_TIMEOUT)
+            if done.stored_at < 1:
+                raise HashmeshError("store acknowledged by no node")
+
+        for c in (1, 50):
+            t = await run_concurrent(lookup, [rnd.randbytes(32) for _ in range(n_ops)], c)
+            add_timed(res, f"dht_lookup_c{c}", t)
+            log(f"DHT lookup c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms")
+            t = await run_concurrent(store, [rnd.randbytes(100) for _ in range(n_ops)], c)
+            add_timed(res, f"dht_store_c{c}", t)
+            log(f"DHT store c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms")
+    finally:
+        await stop_nodes(nodes)
+    return res
+
+
+# ------------------------------------------------------------------ orchestration
+def with_devnet(base: Path, count: int, timeout: float, body: Callable[[Devnet], Any]) -> Any:
+    """Start a devnet, run ``body(net)``, always stop it (also on Ctrl-C)."""
+    net = Devnet(base, count, replication=R)
+    with contextlib.ExitStack() as stack:
+        stack.callback(net.stop)
+        t0 = time.monotonic()
+        net.start(timeout=timeout)
+        log(f"devnet of {count} nodes up in {time.monotonic() - t0:.1f} s")
+        return body(net)
+
+
+def part_network(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
+    size = args.size_mib * MiB
+
+    def body(net: Devnet) -> None:
+        reps = [run_loop(large_rep(net, work, size, i)) for i in range(args.reps)]
+        for key in ("put_MBps", "get_MBps", "get_network_share"):
+            res[f"large_{key}"] = common.median([r[key] for r in reps])
+        res["large_runs"] = reps
+        put_s, get_s = cli_round(net, work, size)
+        res["cli_put_s"], res["cli_get_s"] = put_s, get_s
+        res["cli_put_MBps"], res["cli_get_MBps"] = size / put_s / 1e6, size / get_s / 1e6
+        log(f"CLI put {put_s:.2f} s, get {get_s:.2f} s")
+        res.update(run_loop(small_objects(net, work, args.small, args.concurrency, args.batch)))
+
+    with_devnet(work / "net5", 5, 60, body)
+
+
+def part_dht(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
+    with_devnet(
+        work / "net30",
+        args.dht_nodes,
+        240,
+        lambda net: res.update(run_loop(dht_rates(net, work, args.dht_ops))),
+    )
+
+
+def part_peers(args: argparse.Namespace, res: dict[str, Any]) -> None:
+    from peers import kademlia_peer, tahoe
+
+    log("Tahoe-LAFS grid (takes minutes)")
+    res["tahoe"] = tahoe.measure(size_mib=args.size_mib, reps=args.reps, quick=args.quick)
+    log("kademlia")
+    res["kademlia"] = kademlia_peer.measure(n_ops=args.dht_ops, concurrency=(1, 50))
+
+
+# ------------------------------------------------------------------ report
+Row = tuple[str, float | None, str, str, bool | None]
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def build_rows(res: dict[str, Any]) -> list[Row]:
+    g = res.get
+    t: dict[str, Any] = g("tahoe") or {}
+    k: dict[str, Any] = g("kademlia") or {}
+    raw_r = g("raw_fsync_MBps", 0) / R
+    tahoe_up = max(
+        (t.get(f"tahoe_{v}_put_MBps", 0) for v in ("cli", "http", "foolscap")), default=0
+    )
+    tahoe_down = max(
+        (t.get(f"tahoe_{v}_get_MBps", 0) for v in ("cli", "http", "foolscap")), default=0
+    )
+    tahoe_sp = max(t.get("tahoe_small_put_per_s", 0), t.get("tahoe_foolscap_small_put_per_s", 0))
+    tahoe_sg = max(t.get("tahoe_small_get_per_s", 0), t.get("tahoe_foolscap_small_get_per_s", 0))
+
+    def at_least(v: float | None, target: float) -> bool | None:
+        return None if v is None else v >= target
+
+    rows: list[Row] = [
+        ("raw: fsync'd 1 MiB file writes", g("raw_fsync_MBps"), "MB/s", "", None),
+        (f"raw limit for r={R} copies (raw / r)", raw_r, "MB/s", "", None),
+        ("large put, control socket (median)", g("large_put_MBps"), "MB/s", "", None),
+        ("large get, other node, cold (median)", g("large_get_MBps"), "MB/s", "", None),
+        ("  share of get blocks fetched over net", g("large_get_network_share"), "", "", None),
+        ("large put via CLI, wall", g("cli_put_s"), "s", "", None),
+        ("large get via CLI, wall", g("cli_get_s"), "s", "", None),
+        ("large put via CLI (incl. start-up)", g("cli_put_MBps"), "MB/s", "", None),
+        ("large get via CLI (incl. start-up)", g("cli_get_MBps"), "MB/s", "", None),
+    ]
+    put_raw = ratio(g("large_put_MBps"), raw_r)
+    rows.append(("put / raw limit for r copies", put_raw, "x", ">= 0.5", at_least(put_raw, 0.5)))
+    for key, label, target in (
+        ("small_put", "4 KiB put_bytes", 2000),
+        ("small_put_many", "4 KiB put_many", 2000),
+        ("small_get", "4 KiB read (non-holder)", 5000),
+        ("small_get_many", "4 KiB get_many (non-holder)", 5000),
+    ):
+        if f"{key}_per_s" not in res:
+            continue
+        v = g(f"{key}_per_s")
+        rows.append((f"{label} ops/s", v, "ops/s", f">= {target}", at_least(v, target)))
+        rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
+        rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
+    if "reader_objects" in res:
+        held = f"{g('reader_held_before')} / {g('reader_held_after')} of {g('reader_objects')}"
+        rows.append((f"  reader held locally before / after: {held}", None, "", "", None))
+    for op in ("lookup", "store"):
+        for c in (1, 50):
+            key = f"dht_{op}_c{c}"
+            if f"{key}_per_s" in res:
+                rows.append((f"DHT {op}, {c} in flight", g(f"{key}_per_s"), "ops/s", "", None))
+                rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
+                rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
+    if t:
+        rows += [
+            ("Tahoe fastest upload", tahoe_up, "MB/s", "", None),
+            ("Tahoe fastest download", tahoe_down, "MB/s", "", None),
+            ("Tahoe small puts (best protocol)", tahoe_sp, "ops/s", "", None),
+            ("Tahoe small gets (best protocol)", tahoe_sg, "ops/s", "", None),
+        ]
+        for label, v, target in (
+            ("put / Tahoe fastest upload", ratio(g("large_put_MBps"), tahoe_up), 4.0),
+            ("get / Tahoe fastest download", ratio(g("large_get_MBps"), tahoe_down), 5.0),
+        ):
+            rows.append((label, v, "x", f">= {target:g}", at_least(v, target)))
+        rows.append(
+            (
+                "small put_bytes / Tahoe small put",
+                ratio(g("small_put_per_s"), tahoe_sp),
+                "x",
+                "",
+                None,
+            )
+        )
+        rows.append(
+            ("small read / Tahoe small get", ratio(g("small_get_per_s"), tahoe_sg), "x", "", None)
+        )
+    if k:
+        for c in (1, 50):
+            rows.append(
+                (
+                    f"kademlia set, {c} in flight",
+                    k.get(f"kademlia_set_per_s_c{c}"),
+                    "ops/s",
+                    "",
+                    None,
+                )
+            )
+            rows.append(
+                (
+                    f"kademlia remote get, {c} in flight",
+                    k.get(f"kademlia_remote_get_per_s_c{c}"),
+                    "ops/s",
+                    "",
+                    None,
+                )
+            )
+        for c in (1, 50):
+            v = ratio(g(f"dht_store_c{c}_per_s"), k.get(f"kademlia_set_per_s_c{c}"))
+            rows.append((f"DHT store / kademlia set (c{c})", v, "x", ">= 50", at_least(v, 50)))
+            v = ratio(g(f"dht_lookup_c{c}_per_s"), k.get(f"kademlia_remote_get_per_s_c{c}"))
+            rows.append((f"lookup / kademlia remote get (c{c})", v, "x", ">= 5", at_least(v, 5)))
+    return rows
+
+
+def fmt(v: float | None) -> str:
+    if v is None or v != v:
+        return "-"
+    if abs(v) >= 100:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def print_table(rows: list[Row]) -> None:
+    w = max(len(r[0]) for r in rows)
+    print(f"| {'figure'.ljust(w)} | {'value':>10} | unit  | target  | met? |")
+    print(f"|{'-' * (w + 2)}|-----------:|-------|---------|------|")
+    for name, v, unit, target, met in rows:
+        m = "" if met is None else ("yes" if met else "NO")
+        print(f"| {name.ljust(w)} | {fmt(v):>10} | {unit:<5} | {target:<7} | {m:<4} |")
+
+
+# ------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="64 MiB, 1 rep, fewer ops")
+    ap.add_argument("--reps", type=int, default=None, help="large-file reps (default 3)")
+    ap.add_argument("--size-mib", type=int, default=None, help="large file (default 256)")
+    ap.add_argument("--small", type=int, default=None, help="4 KiB objects per API")
+    ap.add_argument("--concurrency", type=int, default=32, help="small ops in flight")
+    ap.add_argument("--batch", type=int, default=256, help="put_many/get_many batch size")
+    ap.add_argument("--dht-nodes", type=int, default=30)
+    ap.add_argument("--dht-ops", type=int, default=None, help="DHT ops per level")
+    ap.add_argument("--no-peers", action="store_true", help="skip Tahoe and kademlia")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: net,dht")
+    ap.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args(argv)
+    args.reps = args.reps or (1 if args.quick else 3)
+    args.size_mib = args.size_mib or (64 if args.quick else 256)
+    args.small = args.small or (1024 if args.quick else 4096)
+    args.dht_ops = args.dht_ops or (200 if args.quick else 500)
+    skip = set(filter(None, args.skip.split(",")))
+    common.interrupt_on_sigterm()
+    work = Path(args.dir or tempfile.mkdtemp(prefix="bench-network-"))
+    work.mkdir(parents=True, exist_ok=True)
+    res: dict[str, Any] = {
+        "started_utc": common.utc_now(),
+        "loadavg_start": common.loadavg(),
+        "quick": args.quick,
+        "reps": args.reps,
+        "size_MiB": args.size_mib,
+        "replication": R,
+    }
+    t0 = time.monotonic()
+    try:
+        res["raw_fsync_MBps"] = common.median([raw_fsync_MBps(work) for _ in range(args.reps)])
+        log(f"raw fsync'd 1 MiB writes: {res['raw_fsync_MBps']:.0f} MB/s")
+        if "net" not in skip:
+            part_network(args, work, res)
+        if "dht" not in skip:
+            part_dht(args, work, res)
+        if not args.no_peers:
+            part_peers(args, res)
+    except KeyboardInterrupt:
+        log("interrupted; everything started has been stopped")
+        return 130
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    res["loadavg_end"] = common.loadavg()
+    res["elapsed_s"] = time.monotonic() - t0
+    rows = build_rows(res)
+    if args.json:
+        res["table"] = [
+            {"figure": n, "value": v, "unit": u, "target": tg, "met": m} for n, v, u, tg, m in rows
+        ]
+        print(json.dumps(res, indent=2, default=str))
+        return 0
+    print(
+        f"hashmesh network benchmark: {args.size_mib} MiB file, median of {args.reps}, "
+        f"r={R}, small {args.small} x 4 KiB ({args.concurrency} in flight, batches of "
+        f"{args.batch}), DHT {args.dht_nodes} nodes x {args.dht_ops} ops; MB = 1e6 B"
+    )
+    print(
+        f"load average: start {res['loadavg_start']}, end {res['loadavg_end']}; "
+        f"elapsed {res['elapsed_s']:.0f} s\n"
+    )
+    print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
