@@ -221,8 +221,15 @@ def demo(
     size: Annotated[
         str, typer.Option(help="Size of the large sample file.", hidden=True)
     ] = "64MiB",
+    local: Annotated[
+        bool, typer.Option("--local", help="Only the single-repository part; no network.")
+    ] = False,
+    net_size: Annotated[
+        str, typer.Option(help="Size of the file sent through the network.", hidden=True)
+    ] = "32MiB",
 ) -> None:
-    """Store generated sample data, then list, search, verify, retrieve and compare it."""
+    """Store sample data locally (dedup, search, verify), then run a 5-node network on
+    127.0.0.1: put a file, kill a node, read it back through another, watch repair."""
     from hashmesh.config import parse_size
     from hashmesh.store.api import Store
 
@@ -244,7 +251,21 @@ def demo(
     out(f"hashmesh demo on the repository at {path}")
     started = time.perf_counter()
     run(go())
-    out(f"done in {time.perf_counter() - started:.1f} s; try: hashmesh --repo {path} ls")
+    if local:
+        out(f"done in {time.perf_counter() - started:.1f} s; try: hashmesh --repo {path} ls")
+        return
+    from hashmesh.cli.demo_net import run_network, sample_data
+
+    net_dir = path / "demo-network"
+    if net_dir.exists():
+        import shutil
+
+        shutil.rmtree(net_dir)
+    run_network(net_dir, sample_data(parse_size(net_size), SEED), out)
+    out(
+        f"done in {time.perf_counter() - started:.1f} s; all nodes stopped. "
+        "Start your own network with: hashmesh devnet --nodes 5"
+    )
 
 
 def register(app: typer.Typer) -> None:
