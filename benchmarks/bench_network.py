@@ -393,6 +393,25 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
+def at_least(v: float | None, target: float) -> bool | None:
+    return None if v is None else v >= target
+
+
+def large_rows(res: dict[str, Any], raw_r: float) -> list[Row]:
+    g = res.get
+    put_raw = ratio(g("large_put_MBps"), raw_r)
+    return [
+        ("large put, control socket (median)", g("large_put_MBps"), "MB/s", "", None),
+        ("large get, other node, cold (median)", g("large_get_MBps"), "MB/s", "", None),
+        ("  share of get blocks fetched over net", g("large_get_network_share"), "", "", None),
+        ("large put via CLI, wall", g("cli_put_s"), "s", "", None),
+        ("large get via CLI, wall", g("cli_get_s"), "s", "", None),
+        ("large put via CLI (incl. start-up)", g("cli_put_MBps"), "MB/s", "", None),
+        ("large get via CLI (incl. start-up)", g("cli_get_MBps"), "MB/s", "", None),
+        ("put / raw limit for r copies", put_raw, "x", ">= 0.5", at_least(put_raw, 0.5)),
+    ]
+
+
 def build_rows(res: dict[str, Any]) -> list[Row]:
     g = res.get
     t: dict[str, Any] = g("tahoe") or {}
@@ -407,22 +426,12 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
     tahoe_sp = max(t.get("tahoe_small_put_per_s", 0), t.get("tahoe_foolscap_small_put_per_s", 0))
     tahoe_sg = max(t.get("tahoe_small_get_per_s", 0), t.get("tahoe_foolscap_small_get_per_s", 0))
 
-    def at_least(v: float | None, target: float) -> bool | None:
-        return None if v is None else v >= target
-
     rows: list[Row] = [
         ("raw: fsync'd 1 MiB file writes", g("raw_fsync_MBps"), "MB/s", "", None),
         (f"raw limit for r={R} copies (raw / r)", raw_r, "MB/s", "", None),
-        ("large put, control socket (median)", g("large_put_MBps"), "MB/s", "", None),
-        ("large get, other node, cold (median)", g("large_get_MBps"), "MB/s", "", None),
-        ("  share of get blocks fetched over net", g("large_get_network_share"), "", "", None),
-        ("large put via CLI, wall", g("cli_put_s"), "s", "", None),
-        ("large get via CLI, wall", g("cli_get_s"), "s", "", None),
-        ("large put via CLI (incl. start-up)", g("cli_put_MBps"), "MB/s", "", None),
-        ("large get via CLI (incl. start-up)", g("cli_get_MBps"), "MB/s", "", None),
     ]
-    put_raw = ratio(g("large_put_MBps"), raw_r)
-    rows.append(("put / raw limit for r copies", put_raw, "x", ">= 0.5", at_least(put_raw, 0.5)))
+    if "large_put_MBps" in res:
+        rows += large_rows(res, raw_r)
     for key, label, target in (
         ("small_put", "4 KiB put_bytes", 2000),
         ("small_put_many", "4 KiB put_many", 2000),
