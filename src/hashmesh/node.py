@@ -200,6 +200,10 @@ class Node:
         if self.planner.backlog > before:
             self._repair_wakeup.set()
 
+    def _mark_down(self, peer: dht.PeerInfo) -> None:
+        """A request to ``peer`` failed: treat it as down until a health ping answers."""
+        self._health.setdefault(peer.id, PeerHealth(peer)).failures = HEALTH_FAILURES
+
     async def ping(self, peer: dht.PeerInfo, timeout: float = 2.0) -> float:
         assert self.endpoint is not None
         t0 = time.perf_counter()
@@ -298,7 +302,7 @@ class Node:
             await self.driver.provide(root.digest, timeout=10)
         return {"blocks": len(cids), "min_acks": min(acks, default=0)}
 
-    async def replicate_blocks(self, cids: list[ContentId]) -> list[int]:
+    async def replicate_blocks(self, cids: list[ContentId], retry: bool = True) -> list[int]:
         """Send each block to its ``replication`` closest live nodes; acks per block.
 
         Blocks bound for one peer travel together: small ones packed into PUT_MANY
@@ -340,6 +344,8 @@ class Node:
 
         await asyncio.gather(*(send_all(peer, idxs) for peer, idxs in plans.values()))
         short = sum(1 for a in acks if a < self.quorum)
+        if short and retry:  # failed targets are now marked down: place on the next closest
+            return await self.replicate_blocks(cids, retry=False)
         if short:
             raise QuorumError(
                 f"{short} of {len(cids)} blocks were acknowledged by fewer than "
@@ -377,6 +383,7 @@ class Node:
             )
         except HashmeshError as exc:
             log.info("batch push to %s failed: %s", peer.node_id.short(), exc)
+            self._mark_down(peer)
             return False
         for cid, _ in group:
             self.planner.confirm_holder(cid.digest, peer.id)
@@ -405,6 +412,7 @@ class Node:
             )
         except HashmeshError as exc:
             log.info("push of %s to %s failed: %s", cid, peer.node_id.short(), exc)
+            self._mark_down(peer)
             return False
         self.planner.confirm_holder(cid.digest, peer.id)
         return True
