@@ -143,6 +143,18 @@ def test_two_holders_killed_then_restarted(net: Devnet, tmp_path: Path) -> None:
     assert cli_bytes(net.nodes[second].repo, "cat", root) == data
 
 
+def test_put_right_after_a_kill_routes_around_the_dead_node(net: Devnet, tmp_path: Path) -> None:
+    """Before health checks notice a death, a put still reaches its write quorum: a failed
+    push marks the target down and the block goes to the next closest live node."""
+    src = tmp_path / "fresh.bin"
+    data = write_random(src, 8 * MiB, seed=4)
+    net.kill(3)  # no pause: the writer still believes node 3 is alive
+    root = put(net, WRITER, src)
+    ids = block_ids(net, WRITER, root)
+    assert min(holder_counts(net, ids)) >= R
+    assert cli_bytes(net.nodes[READER].repo, "cat", root) == data
+
+
 # -------------------------------------------------------------------------------- 4. repair
 
 
