@@ -291,7 +291,6 @@ async def small_objects(
             t = await run_concurrent(get_batch, groups, 1, weight=batch)
             add_timed(res, "small_get_many", t)
             log(f"small get_many: {t.rate():.0f}/s (batches of {batch})")
-        res["reader_held_after"] = await held(reader, all_ids)
         res["reader_objects"] = len(all_ids)
     finally:
         await stop_nodes(nodes)
@@ -316,15 +315,19 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
         assert driver is not None
         res["dht_client_table"] = len(driver.protocol.routing_table)
 
+        msgs: dict[str, list[int]] = {"lookup": [], "store": []}
+
         async def lookup(key: bytes) -> None:
             done = await driver.lookup(key, timeout=OP_TIMEOUT)
             if not done.closest:
                 raise HashmeshError("lookup found no nodes")
+            msgs["lookup"].append(done.messages)
 
         async def store(value: bytes) -> None:
             done = await driver.put(dht.ValueRecord.of(value), timeout=OP_TIMEOUT)
             if done.stored_at < 1:
                 raise HashmeshError("store acknowledged by no node")
+            msgs["store"].append(done.messages)
 
         for c in (1, 50):
             t = await run_concurrent(lookup, [rnd.randbytes(32) for _ in range(n_ops)], c)
@@ -333,6 +336,8 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
             t = await run_concurrent(store, [rnd.randbytes(100) for _ in range(n_ops)], c)
             add_timed(res, f"dht_store_c{c}", t)
             log(f"DHT store c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms")
+        for op, counts in msgs.items():
+            res[f"dht_{op}_messages_per_op"] = sum(counts) / max(1, len(counts))
     finally:
         await stop_nodes(nodes)
     return res
@@ -445,8 +450,8 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
         rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
         rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
     if "reader_objects" in res:
-        held = f"{g('reader_held_before')} / {g('reader_held_after')} of {g('reader_objects')}"
-        rows.append((f"  reader held locally before / after: {held}", None, "", "", None))
+        held = f"{g('reader_held_before')} of {g('reader_objects')}"
+        rows.append((f"  objects the reader held before reading: {held}", None, "", "", None))
     for op in ("lookup", "store"):
         for c in (1, 50):
             key = f"dht_{op}_c{c}"
@@ -454,6 +459,9 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                 rows.append((f"DHT {op}, {c} in flight", g(f"{key}_per_s"), "ops/s", "", None))
                 rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
                 rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
+        if f"dht_{op}_messages_per_op" in res:
+            v = g(f"dht_{op}_messages_per_op")
+            rows.append((f"  DHT messages per {op}", v, "msgs", "", None))
     if t:
         rows += [
             ("Tahoe fastest upload", tahoe_up, "MB/s", "", None),
