@@ -23,6 +23,7 @@ _COLUMNS = (
     "fid, cid, name, size, content_type, kind, description, tags, created, accessed, "
     "access_count, owner, expires, pinned, nblocks"
 )
+_FTS_INSERT = "INSERT INTO files_fts(rowid, name, description, tags) VALUES (?, ?, ?, ?)"
 _TERM = re.compile(r"\w[\w\-]*", re.UNICODE)
 
 
@@ -122,6 +123,9 @@ def upsert_many(conn: sqlite3.Connection, files: Sequence[NewFile]) -> list[bool
             fid = cur.lastrowid
             fts.append((fid, f.name, f.description, tags_text))
         else:
+            # the update trigger rewrites this row's FTS entry: index pending rows first
+            conn.executemany(_FTS_INSERT, fts)
+            fts.clear()
             old = conn.execute("SELECT fid, pinned FROM files WHERE cid = ?", (f.cid,)).fetchone()
             fid = old[0]
             conn.execute(

@@ -85,7 +85,7 @@ CREATE INDEX file_blocks_digest ON file_blocks(digest);
 
 CREATE VIRTUAL TABLE files_fts USING fts5(
     name, description, tags, content='files', content_rowid='fid',
-    tokenize="unicode61 remove_diacritics 2 tokenchars '-_'"
+    tokenize='unicode61 remove_diacritics 2'
 );
 -- inserts into files_fts are made by index.upsert_many (batched; faster than a trigger)
 CREATE TRIGGER files_ad AFTER DELETE ON files BEGIN

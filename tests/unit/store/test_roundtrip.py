@@ -100,6 +100,16 @@ def test_put_many_and_get_many(env):
     assert env.run(env.store.get_many([big.id, infos[3].id])) == [_data(40_000, 5), items[3][1]]
 
 
+def test_put_many_with_duplicates_in_one_batch(env):
+    items = [("a", b""), ("b", b"same"), ("c", b""), ("d", b"same"), ("e", b"other")]
+    infos = env.run(env.store.put_many(items, tags=["dup"]))
+    assert infos[0].id == infos[2].id and infos[1].id == infos[3].id
+    assert [h.name for h in env.run(env.store.search("c"))] == ["c"]  # latest name wins
+    assert env.run(env.store.search("a")) == []
+    assert env.run(env.store.verify()).ok
+    assert env.run(env.store.get_many([i.id for i in infos])) == [d for _, d in items]
+
+
 def test_hierarchical_manifest(tmp_path):
     import asyncio
 
