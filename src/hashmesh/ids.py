@@ -65,6 +65,14 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     raise InvalidIdError("malformed content id: bad varint")
 
 
+# bytes.translate table: base32 letters -> int(..., 32) digits, everything else -> "!"
+_B32_TO_INT = bytes(
+    "0123456789abcdefghijklmnopqrstuv"["abcdefghijklmnopqrstuvwxyz234567".index(chr(c))].encode()[0]
+    if chr(c) in "abcdefghijklmnopqrstuvwxyz234567"
+    else ord("!")
+    for c in range(256)
+)
+
 _PREFIX = {
     codec: b"\x01" + _varint(codec) + bytes([_MULTIHASH_BLAKE3, DIGEST_SIZE]) for codec in _CODECS
 }
@@ -105,6 +113,9 @@ class ContentId:
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> ContentId:
+        for codec, prefix in _PREFIX.items():  # fast path: the two known prefixes
+            if len(raw) == len(prefix) + DIGEST_SIZE and raw.startswith(prefix):
+                return cls(bytes(raw[len(prefix) :]), codec)
         if len(raw) < 4 or raw[0] != 0x01:
             raise InvalidIdError("malformed content id: not a CIDv1")
         codec, pos = _read_varint(raw, 1)
@@ -125,7 +136,12 @@ class ContentId:
 
     @classmethod
     def parse(cls, text: str) -> ContentId:
-        """Parse the text form; raise :class:`InvalidIdError` with a clear reason."""
+        """Parse the canonical text form; raise :class:`InvalidIdError` with a clear reason.
+
+        base32 (RFC 4648, lower case) maps digit for digit onto Python's base-32
+        ``int`` alphabet, so ``int(body, 32)`` decodes it without a Python loop. Only
+        the canonical form is accepted: no padding, upper case or stray trailing bits.
+        """
         if not isinstance(text, str):
             raise InvalidIdError("content id must be a string")
         t = text.strip()
@@ -135,15 +151,18 @@ class ContentId:
             raise InvalidIdError(
                 f"malformed content id {text!r}: expected a base32 CID starting with 'b'"
             )
-        body = t[1:].upper()
-        if len(body) > 120 or not body.isalnum():
-            raise InvalidIdError(f"malformed content id {text!r}")
+        body = t[1:]
         try:
-            raw = base64.b32decode(body + "=" * (-len(body) % 8))
-        except (ValueError, base64.binascii.Error):
-            raise InvalidIdError(f"malformed content id {text!r}: not base32") from None
+            if not 8 <= len(body) <= 120:
+                raise ValueError
+            n = int(body.encode("ascii").translate(_B32_TO_INT), 32)
+        except (ValueError, UnicodeEncodeError):
+            raise InvalidIdError(f"malformed content id {text!r}: not lower-case base32") from None
+        nbytes, pad = divmod(len(body) * 5, 8)
+        if pad >= 5 or n & ((1 << pad) - 1):
+            raise InvalidIdError(f"malformed content id {text!r}: not canonical base32")
         try:
-            return cls.from_bytes(raw)
+            return cls.from_bytes((n >> pad).to_bytes(nbytes, "big"))
         except InvalidIdError as exc:
             raise InvalidIdError(f"{exc} ({text!r})") from None
 

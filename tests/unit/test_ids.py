@@ -47,6 +47,21 @@ def test_parse_never_raises_anything_else(text: str) -> None:
         pass
 
 
+def test_only_the_canonical_form_parses() -> None:
+    text = str(ContentId.of(b"x"))
+    for bad in (
+        text + "a",
+        text[:-1],
+        text.upper(),
+        text + "=",
+        text[:10] + "_" + text[11:],
+        text[:10] + " " + text[11:],
+        "b" + "\u00e9" * 58,
+    ):
+        with pytest.raises(InvalidIdError):
+            ContentId.parse(bad)
+
+
 def test_node_id_and_distance() -> None:
     a = NodeId(bytes(32))
     b = NodeId(bytes(31) + b"\x01")
