@@ -54,6 +54,7 @@ FETCH_PARALLEL = 16
 PUSH_WORKERS = 4  # concurrent push requests per target peer
 BATCH_BYTES = 2 * 1024 * 1024  # small blocks are packed into PUT_MANY up to this size
 HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
+LOST_PROBES = 900  # failed pings after which a peer no longer in the routing table is forgotten
 BLOCK_TIMEOUT = 30.0
 
 
@@ -211,17 +212,37 @@ class Node:
         return (time.perf_counter() - t0) * 1000
 
     async def _health_loop(self) -> None:
+        """Ping every peer each ``health_interval``.
+
+        Peers that fell out of the DHT routing table (a partition makes lookups
+        evict them) while failing are still probed for ``LOST_PROBES`` rounds and put back in
+        the table when they answer, so the halves of a healed partition find each
+        other again. When a peer goes down its connection is dropped: after a cut
+        heals, a stale TCP connection would wait out its retransmission backoff.
+        """
+        assert self.driver is not None and self.endpoint is not None
         interval = self.config.node.health_interval
         while True:
             peers = self.peers()
+            known = {p.id for p in peers}
+            lost = [h.peer for k, h in self._health.items() if k not in known and h.failures]
+            peers += lost
             results = await asyncio.gather(*(self.ping(p) for p in peers), return_exceptions=True)
             for peer, res in zip(peers, results, strict=True):
                 h = self._health.setdefault(peer.id, PeerHealth(peer))
                 if isinstance(res, BaseException):
                     h.failures += 1
-                    if h.failures >= HEALTH_FAILURES:
+                    if h.failures == HEALTH_FAILURES:
                         log.info("peer %s is down", peer.node_id.short())
+                    conn = self.endpoint.pool.connection_to(peer.node_id)
+                    if conn is not None and h.failures >= HEALTH_FAILURES:
+                        conn.abort()
+                    if peer.id not in known and h.failures >= LOST_PROBES:
+                        del self._health[peer.id]
                 else:
+                    if peer.id not in known:
+                        log.info("peer %s is reachable again", peer.node_id.short())
+                        self.driver.add_contact(peer)
                     h.failures, h.rtt_ms, h.last_seen = 0, res, time.time()
             self._sync_live()
             await asyncio.sleep(interval)
@@ -570,30 +591,46 @@ class Node:
         return made
 
     async def _repair_target(self, target: bytes, keys: list[bytes]) -> int:
+        """Ask ``target`` which of ``keys`` it lacks (HAVE), then push those in batches.
+
+        Keys that could not be handled are marked dirty again, so a later pass
+        retries them.
+        """
         assert self.endpoint is not None and self.planner is not None and self.store is not None
         peer = next((p for p in self.peers() if p.id == target), None)
+        cids = [self._cids[k] for k in keys if k in self._cids]
         if peer is None:
             return 0
-        cids = [self._cids[k] for k in keys if k in self._cids]
         try:
             reply = await self.endpoint.request(
                 addr(peer), bx.Kind.HAVE, bx.encode_have(cids), BLOCK_TIMEOUT
             )
             have = bx.decode_have_reply(reply, len(cids))
         except HashmeshError:
+            for cid in cids:
+                self.planner.track(cid.digest)
             return 0
-        made = 0
+        missing = []
         for cid, has in zip(cids, have, strict=True):
             if has:
                 self.planner.confirm_holder(cid.digest, target)
-                continue
-            try:
-                data = await self.store.get_block(cid)
-            except HashmeshError as exc:
-                log.warning("cannot repair %s: %s", cid, exc)
-                continue
-            if await self._push(peer, cid, data):
-                made += 1
+            else:
+                missing.append(cid)
+        made = 0
+        group: list[tuple[ContentId, bytes]] = []
+        for cid in [*missing, None]:
+            if cid is not None:
+                try:
+                    group.append((cid, await self.store.get_block(cid)))
+                except HashmeshError as exc:
+                    log.warning("cannot repair %s: %s", cid, exc)
+            if group and (cid is None or sum(len(d) for _, d in group) >= BATCH_BYTES):
+                if await self._push_many(peer, group):
+                    made += len(group)
+                else:
+                    for c, _ in group:
+                        self.planner.track(c.digest)
+                group = []
         return made
 
     async def handoff(self) -> int:
