@@ -77,3 +77,40 @@ async def test_put_many_and_get_many_small_objects(tmp_path) -> None:
             assert held >= 3
     finally:
         await stop_all(nodes)
+
+
+async def test_repair_restores_placement_after_a_node_dies(tmp_path) -> None:
+    import asyncio
+    import time
+
+    from hashmesh.placement import closest
+
+    nodes = await start_net(tmp_path, 5)
+    victim = nodes[-1]
+    try:
+        res = await nodes[0].put_bytes(os.urandom(2 * 1024 * 1024), name="r.bin")
+        cids = await nodes[0].store.dag_blocks(ContentId.parse(res["file"]["id"]))
+        for n in nodes[1:]:
+            if any(await n.store.has_blocks(cids)):
+                victim = n
+                break
+        await victim.stop(graceful=False)
+        alive = [n for n in nodes if n is not victim]
+
+        async def misplaced() -> int:
+            ids = [n.node_id.value for n in alive]
+            bad = 0
+            for c in cids:
+                for t in closest(c.digest, ids, 3):
+                    holder = next(n for n in alive if n.node_id.value == t)
+                    bad += not await holder.store.has_block(c)
+            return bad
+
+        assert await misplaced() > 0  # the victim's copies are missing now
+        deadline = time.monotonic() + 30
+        while await misplaced():
+            assert time.monotonic() < deadline, "repair did not restore placement in 30 s"
+            await asyncio.sleep(0.2)
+        assert sum(n.repaired_blocks for n in alive) > 0
+    finally:
+        await stop_all([n for n in nodes if n is not victim])
