@@ -96,6 +96,30 @@ def raw_fsync_MBps(work: Path, files: int = 256) -> float:
 
 
 # ------------------------------------------------------------------ timing helpers
+NODE_PIDS: list[int] = []  # the running devnet's node processes, for CPU accounting
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and the devnet's nodes."""
+    t = os.times()
+    total = t.user + t.system
+    for pid in NODE_PIDS:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+    return total
+
+
+def idle_cores(seconds: float = 2.0) -> float:
+    """CPU cores the idle devnet (and this process) use: health pings, repair scans."""
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds() - c0) / (time.perf_counter() - t0)
+
+
 class Timed:
     """Ops/s, latencies and failures of one timed phase."""
 
@@ -104,6 +128,7 @@ class Timed:
         self.failures = 0
         self.ops = 0
         self.elapsed = 0.0
+        self.cpu_s = 0.0
 
     def rate(self) -> float:
         return self.ops / self.elapsed if self.elapsed else 0.0
@@ -121,6 +146,7 @@ async def run_concurrent(
     """
     t = Timed()
     queue = list(reversed(args))
+    cpu0 = cpu_seconds()
     t0 = time.perf_counter()
     deadline = t0 + PHASE_CAP_S
 
@@ -140,6 +166,7 @@ async def run_concurrent(
 
     await asyncio.gather(*(worker() for _ in range(inflight)))
     t.elapsed = time.perf_counter() - t0
+    t.cpu_s = cpu_seconds() - cpu0
     return t
 
 
@@ -148,6 +175,7 @@ def add_timed(res: dict[str, Any], key: str, t: Timed) -> None:
     res[f"{key}_p50_ms"] = t.p(50)
     res[f"{key}_p99_ms"] = t.p(99)
     res[f"{key}_failures"] = t.failures
+    res[f"{key}_cpu_ms_per_op"] = t.cpu_s * 1000 / t.ops if t.ops else float("nan")
 
 
 async def client_node(work: Path, seed: str, name: str) -> Node:
@@ -315,7 +343,8 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
         assert driver is not None
         res["dht_client_table"] = len(driver.protocol.routing_table)
 
-        msgs: dict[str, list[int]] = {"lookup": [], "store": []}
+        msgs: dict[str, list[int]] = {"lookup": [], "store": [], "get": []}
+        stored: list[bytes] = []
 
         async def lookup(key: bytes) -> None:
             done = await driver.lookup(key, timeout=OP_TIMEOUT)
@@ -328,6 +357,7 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
             if done.stored_at < 1:
                 raise HashmeshError("store acknowledged by no node")
             msgs["store"].append(done.messages)
+            stored.append(value)
 
         for c in (1, 50):
             t = await run_concurrent(lookup, [rnd.randbytes(32) for _ in range(n_ops)], c)
@@ -336,6 +366,25 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
             t = await run_concurrent(store, [rnd.randbytes(100) for _ in range(n_ops)], c)
             add_timed(res, f"dht_store_c{c}", t)
             log(f"DHT store c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms")
+        # Gets from a node that joined after the stores, so it holds no copy (like
+        # kademlia's remote get).
+        reader = await client_node(work, net.nodes[0].address, "client-dht-r")
+        nodes.append(reader)
+        rdriver = reader.driver
+        assert rdriver is not None
+
+        async def get(value: bytes) -> None:
+            done = await rdriver.get(dht.ValueRecord.of(value).key, timeout=OP_TIMEOUT)
+            rec = done.record
+            if rec is None or getattr(rec, "value", None) != value:
+                raise HashmeshError("DHT get: missing or wrong value")
+            msgs["get"].append(done.messages)
+
+        half = len(stored) // 2
+        for c, values in ((1, stored[:half]), (50, stored[half:])):
+            t = await run_concurrent(get, values, c)
+            add_timed(res, f"dht_get_c{c}", t)
+            log(f"DHT get c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms, {t.failures} failed")
         for op, counts in msgs.items():
             res[f"dht_{op}_messages_per_op"] = sum(counts) / max(1, len(counts))
     finally:
@@ -351,6 +400,7 @@ def with_devnet(base: Path, count: int, timeout: float, body: Callable[[Devnet],
         stack.callback(net.stop)
         t0 = time.monotonic()
         net.start(timeout=timeout)
+        NODE_PIDS[:] = [n.proc.pid for n in net.nodes if n.proc is not None]
         log(f"devnet of {count} nodes up in {time.monotonic() - t0:.1f} s")
         return body(net)
 
@@ -359,6 +409,7 @@ def part_network(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> N
     size = args.size_mib * MiB
 
     def body(net: Devnet) -> None:
+        res["net5_idle_cores"] = idle_cores()
         reps = [run_loop(large_rep(net, work, size, i)) for i in range(args.reps)]
         for key in ("put_MBps", "get_MBps", "get_network_share"):
             res[f"large_{key}"] = common.median([r[key] for r in reps])
@@ -377,7 +428,10 @@ def part_dht(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
         work / "net30",
         args.dht_nodes,
         240,
-        lambda net: res.update(run_loop(dht_rates(net, work, args.dht_ops))),
+        lambda net: res.update(
+            {f"net{net.count}_idle_cores": idle_cores()},
+            **run_loop(dht_rates(net, work, args.dht_ops)),
+        ),
     )
 
 
@@ -435,6 +489,9 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
         ("raw: fsync'd 1 MiB file writes", g("raw_fsync_MBps"), "MB/s", "", None),
         (f"raw limit for r={R} copies (raw / r)", raw_r, "MB/s", "", None),
     ]
+    for key in sorted(k for k in res if k.endswith("_idle_cores")):
+        n = key[3:].split("_")[0]
+        rows.append((f"idle {n}-node devnet CPU (pings etc.)", g(key), "cores", "", None))
     if "large_put_MBps" in res:
         rows += large_rows(res, raw_r)
     for key, label, target in (
@@ -449,16 +506,19 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
         rows.append((f"{label} ops/s", v, "ops/s", f">= {target}", at_least(v, target)))
         rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
         rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
+        rows.append(("  CPU per op, all our processes", g(f"{key}_cpu_ms_per_op"), "ms", "", None))
     if "reader_objects" in res:
         held = f"{g('reader_held_before')} of {g('reader_objects')}"
         rows.append((f"  objects the reader held before reading: {held}", None, "", "", None))
-    for op in ("lookup", "store"):
+    for op in ("lookup", "store", "get"):
         for c in (1, 50):
             key = f"dht_{op}_c{c}"
             if f"{key}_per_s" in res:
                 rows.append((f"DHT {op}, {c} in flight", g(f"{key}_per_s"), "ops/s", "", None))
                 rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
                 rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
+                cpu = g(f"{key}_cpu_ms_per_op")
+                rows.append(("  CPU per op, all our processes", cpu, "ms", "", None))
         if f"dht_{op}_messages_per_op" in res:
             v = g(f"dht_{op}_messages_per_op")
             rows.append((f"  DHT messages per {op}", v, "msgs", "", None))
@@ -511,6 +571,8 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
             rows.append((f"DHT store / kademlia set (c{c})", v, "x", ">= 50", at_least(v, 50)))
             v = ratio(g(f"dht_lookup_c{c}_per_s"), k.get(f"kademlia_remote_get_per_s_c{c}"))
             rows.append((f"lookup / kademlia remote get (c{c})", v, "x", ">= 5", at_least(v, 5)))
+            v = ratio(g(f"dht_get_c{c}_per_s"), k.get(f"kademlia_remote_get_per_s_c{c}"))
+            rows.append((f"DHT get / kademlia remote get (c{c})", v, "x", "", None))
     return rows
 
 
