@@ -36,6 +36,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -596,6 +597,20 @@ def print_table(rows: list[Row]) -> None:
 
 
 # ------------------------------------------------------------------ main
+def interrupt_on_signals() -> None:
+    """SIGINT and SIGTERM raise KeyboardInterrupt, so ``finally`` blocks stop everything.
+
+    Our own SIGINT handler also keeps asyncio.Runner from turning Ctrl-C into a task
+    cancellation, which code that swallows CancelledError could lose.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="64 MiB, 1 rep, fewer ops")
@@ -616,7 +631,7 @@ def main(argv: list[str] | None = None) -> int:
     args.small = args.small or (1024 if args.quick else 4096)
     args.dht_ops = args.dht_ops or (200 if args.quick else 500)
     skip = set(filter(None, args.skip.split(",")))
-    common.interrupt_on_sigterm()
+    interrupt_on_signals()
     work = Path(args.dir or tempfile.mkdtemp(prefix="bench-network-"))
     work.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {
