@@ -112,8 +112,11 @@ class DhtConfig:
     republish_interval: float = 3600.0
     originator_republish_interval: float = 12 * 3600.0
     puzzle_difficulty: int = 0
-    # 127.0.0.0/8 and ::1 share one IP group: exempt them so local devnets can fill buckets.
-    diversity_exempt_loopback: bool = True
+    # Loopback and private networks (a devnet, a LAN) share one IP group: exempt them from
+    # the per-/24 diversity limits, which guard against Sybils spread over the Internet.
+    diversity_exempt_private: bool = True
+    # a full bucket pings its head about a newcomer at most this often (seconds)
+    head_ping_interval: float = 30.0
     max_records: int = 65536  # records one node holds for others
     max_providers_per_key: int = 32
     refresh_on_join: bool = True  # bootstrap also refreshes buckets beyond the closest neighbour

@@ -462,18 +462,24 @@ class Node:
             level = list(dict.fromkeys(nxt))
         return fetched
 
+    async def _holder_sources(self, cid: ContentId) -> AsyncIterator[list[dht.PeerInfo]]:
+        """Candidate holders, cheapest first: placement (table or lookup), then a fresh
+        iterative lookup, then the provider records (file roots are announced)."""
+        assert self.driver is not None
+        yield await self.holders_for(cid.digest, 2 * self.replication)
+        with contextlib.suppress(HashmeshError, TimeoutError):
+            yield list((await self.driver.lookup(cid.digest, timeout=10)).closest)
+        with contextlib.suppress(HashmeshError, TimeoutError):
+            yield list((await self.driver.find_providers(cid.digest, timeout=10)).providers)
+
     async def _fetch_block(self, cid: ContentId) -> None:
-        assert self.store is not None and self.endpoint is not None and self.driver is not None
-        holders = await self.holders_for(cid.digest, 2 * self.replication)
-        tried: set[bytes] = set()
-        errors: list[str] = []
-        for attempt in range(2):
-            if attempt == 1:  # fall back to provider records (roots are announced)
-                with contextlib.suppress(HashmeshError, TimeoutError):
-                    found = await self.driver.find_providers(cid.digest, timeout=10)
-                    holders = list(found.providers)
+        """Fetch one block from the first holder that returns bytes matching its id."""
+        assert self.store is not None and self.endpoint is not None
+        tried: set[bytes] = {self.me.id} if self.me is not None else set()
+        corrupt = 0
+        async for holders in self._holder_sources(cid):
             for peer in holders:
-                if peer.id in tried or (self.me is not None and peer.id == self.me.id):
+                if peer.id in tried:
                     continue
                 tried.add(peer.id)
                 try:
@@ -482,17 +488,22 @@ class Node:
                     )
                     bx.verify(cid, data)
                 except IntegrityError as exc:
-                    errors.append(f"{peer.node_id.short()}: corrupt")
-                    log.warning("%s", exc)
+                    corrupt += 1
+                    log.warning("%s (from %s)", exc, peer.node_id.short())
                     continue
-                except HashmeshError as exc:
-                    errors.append(f"{peer.node_id.short()}: {exc}")
+                except HashmeshError:
                     continue
                 await self.store.put_blocks([(data, cid.codec)])
                 self._cids[cid.digest] = cid
                 self._remember_cache(cid.digest, len(data))
                 return
-        raise NotFoundError(f"block {cid} not found on the network (asked {len(tried)} nodes)")
+        asked = len(tried) - (self.me is not None)
+        if corrupt:
+            raise IntegrityError(
+                f"block {cid}: {corrupt} of {asked} nodes returned corrupt data, none a good copy",
+                block_id=str(cid),
+            )
+        raise NotFoundError(f"block {cid} not found on the network (asked {asked} nodes)")
 
     def _remember_cache(self, digest: bytes, size: int) -> None:
         self._cache[digest] = size

@@ -107,6 +107,7 @@ class Protocol:
         self._pending: dict[int, _Rpc] = {}
         self._timers: list[tuple[float, int]] = []
         self._pinging: set[bytes] = set()
+        self._head_ping_due: dict[int, float] = {}  # bucket index -> next head ping allowed
         self._originated: dict[bytes, Record] = {}
         self._provided: set[bytes] = set()
         self._next_op = 1
@@ -383,8 +384,15 @@ class Protocol:
         heapq.heappush(self._timers, (deadline, msg.rpc_id))
         self._out.append((peer, msg))
 
-    def _ping_head(self, head: PeerInfo, now: float) -> None:
+    def _ping_head(self, head: PeerInfo, now: float, retry: bool = False) -> None:
+        """Ping a full bucket's least-recently-seen head (at most once per bucket per
+        ``head_ping_interval``): newcomers wait in the replacement cache meanwhile, so a
+        busy network does not turn every new contact into a ping chain."""
         hid = head.node_id.value
+        index = self.me.node_id.distance(head.node_id).bit_length() - 1
+        if not retry and now < self._head_ping_due.get(index, float("-inf")):
+            return
+        self._head_ping_due[index] = now + self.config.head_ping_interval
         if hid not in self._pinging:
             self._pinging.add(hid)
             self._request(head, Ping(self._rpc_id(), self.me), 0, now)
@@ -429,7 +437,7 @@ class Protocol:
         if rpc.op == 0:
             self._pinging.discard(nid)
             if not evicted and self.routing_table.get(nid) is not None:
-                self._ping_head(rpc.peer, now)
+                self._ping_head(rpc.peer, now, retry=True)  # keep probing a failing head
             return
         op = self._ops.get(rpc.op)
         if op is None:

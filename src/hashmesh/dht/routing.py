@@ -11,8 +11,10 @@ Invariants
 - Peers whose id fails the static puzzle are never admitted (nor cached).
 - IP diversity: at most ``max_per_ip_group_bucket`` peers of one IP group (an IPv4 /24 or
   an IPv6 /48) per bucket and ``max_per_ip_group_table`` per table; 0 disables a limit.
-  Loopback hosts all share one /24, so they are exempt when ``diversity_exempt_loopback``
-  is set (the default) - local devnets would otherwise fit two peers per bucket.
+  Loopback and private-network hosts (127/8, 10/8, 172.16/12, 192.168/16, 100.64/10,
+  169.254/16, ::1, fc00::/7, fe80::/10) are exempt when ``diversity_exempt_private`` is set
+  (the default): a devnet or a LAN puts every node in one /24, and the limit guards
+  against Sybils spread over the public Internet, not against the machines of one site.
   Non-IP host names form their own group each.
 - Memory: a bucket is three slots (peer list, replacement list or None, last activity);
   peers are the caller's shared :class:`PeerInfo` objects; failure counts live in one
@@ -36,18 +38,31 @@ from hashmesh.ids import ID_BITS, NodeId
 _NEG_INF = float("-inf")
 
 
+_LOCAL_NETS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+        "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10",
+    )
+)
+
+
 @lru_cache(maxsize=1 << 18)
 def ip_group(host: str) -> tuple[str, bool]:
-    """``(group, is_loopback)`` of a host: IPv4 /24, IPv6 /48, or the host name itself."""
+    """``(group, is_local)`` of a host: IPv4 /24, IPv6 /48, or the host name itself.
+
+    ``is_local`` is true for loopback and private-network addresses (see the header).
+    """
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return "name:" + host.lower(), host.lower() == "localhost"
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
+    local = any(ip in net for net in _LOCAL_NETS if net.version == ip.version)
     if ip.version == 4:
-        return f"v4:{int(ip) >> 8:x}", ip.is_loopback
-    return f"v6:{int(ip) >> 80:x}", ip.is_loopback
+        return f"v4:{int(ip) >> 8:x}", local
+    return f"v6:{int(ip) >> 80:x}", local
 
 
 class Bucket:
@@ -220,8 +235,8 @@ class RoutingTable:
         per_table = cfg.max_per_ip_group_table
         if per_bucket <= 0 and per_table <= 0:
             return True
-        group, loopback = ip_group(peer.host)
-        if loopback and cfg.diversity_exempt_loopback:
+        group, local = ip_group(peer.host)
+        if local and cfg.diversity_exempt_private:
             return True
         if per_bucket > 0:
             n = sum(1 for p in b.peers if ip_group(p.host)[0] == group)

@@ -132,9 +132,12 @@ def test_ping_before_evict() -> None:
     # a answers: it stays, c waits in the replacement cache
     p.receive(a, Pong(pings[0][1].rpc_id, a), 1.5)
     assert a.id in p.routing_table and c.id not in p.routing_table
-    # c again: b is the head now; b stays silent through max_failures pings
+    # c again within head_ping_interval: no new head ping (no ping chains in busy networks)
     p.receive(c, Ping(4, c), 2.0)
-    t = 2.0
+    assert not [m for _, m in p.messages_to_send() if isinstance(m, Ping)]
+    # c again later: b is the head now; b stays silent through max_failures pings
+    t = 1.0 + p.config.head_ping_interval + 1
+    p.receive(c, Ping(5, c), t)
     for _ in range(2):
         sent = [m for d, m in p.messages_to_send() if isinstance(m, Ping) and d == b]
         assert len(sent) == 1 and b.id in p.routing_table  # one timeout never evicts

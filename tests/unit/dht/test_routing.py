@@ -13,7 +13,7 @@ ME = NodeId.from_public_key(b"\x00" * 32)
 
 
 def peer(rng: random.Random, host: str | None = None) -> PeerInfo:
-    h = host or f"10.{rng.randrange(256)}.{rng.randrange(256)}.1"
+    h = host or f"45.{rng.randrange(256)}.{rng.randrange(256)}.1"  # public: limits apply
     return PeerInfo.make(rng.randbytes(32), h, 7000)
 
 
@@ -150,7 +150,7 @@ def test_loopback_exempt_by_default_and_configurable() -> None:
     for p in peers_in_bucket(t, 255, 10, rng, host=loop):
         t.update(p, 0.0)
     assert len(t) == 10
-    t2 = RoutingTable(ME, DhtConfig(k=20, diversity_exempt_loopback=False))
+    t2 = RoutingTable(ME, DhtConfig(k=20, diversity_exempt_private=False))
     for p in peers_in_bucket(t2, 255, 10, rng, host=loop):
         t2.update(p, 0.0)
     assert len(t2) == 2
@@ -164,6 +164,8 @@ def test_ip_group() -> None:
     assert ip_group("10.1.2.3")[0] == ip_group("10.1.2.200")[0] != ip_group("10.1.3.1")[0]
     assert ip_group("127.0.0.1") == ip_group("127.0.0.9")
     assert ip_group("127.0.0.1")[1] and ip_group("::1")[1]
+    assert ip_group("192.168.1.7")[1] and ip_group("10.88.0.2")[1] and ip_group("fd00::1")[1]
+    assert not ip_group("45.1.2.3")[1] and not ip_group("2001:db8::1")[1]
     assert ip_group("::ffff:10.1.2.3") == ip_group("10.1.2.3")
     assert ip_group("example.org")[0] != ip_group("example.net")[0]
 
