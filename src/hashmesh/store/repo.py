@@ -37,7 +37,6 @@ from hashmesh.errors import (
     NotInitialisedError,
     StorageError,
 )
-from hashmesh.identity import Identity
 from hashmesh.ids import CODEC_MANIFEST, CODEC_RAW, ContentId
 from hashmesh.store import capacity, index
 from hashmesh.store.blockstore import BlockStore
@@ -117,9 +116,13 @@ class Repo:
             stored_owner = owner
         if not stored_owner:
             try:
+                from hashmesh.identity import Identity  # lazy: cryptography costs ~20 ms
+
                 stored_owner = str(Identity.load_or_create(root).node_id)
             except PermissionError:
                 raise StorageError(f"permission denied: cannot read {root / 'node.key'}") from None
+            with self.db.transaction() as conn:  # remember it: later opens skip the key
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('owner', ?)", (stored_owner,))
         self.owner = stored_owner
 
     # -- opening -------------------------------------------------------------
