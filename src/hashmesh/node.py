@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hashmesh import dht
+from hashmesh.coalesce import Coalescer
 from hashmesh.config import Config, parse_address
 from hashmesh.content import manifest as mf
 from hashmesh.errors import (
@@ -51,6 +52,8 @@ from hashmesh.store.model import DirEntry, FileInfo
 log = logging.getLogger(__name__)
 
 FETCH_PARALLEL = 16
+MAX_ANNOUNCING = 64  # provider announcements in flight
+SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
 BATCH_BYTES = 2 * 1024 * 1024  # small blocks are packed into PUT_MANY up to this size
 HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
@@ -97,6 +100,9 @@ class Node:
         self._cache_bytes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._repair_wakeup = asyncio.Event()
+        self._announcing: set[asyncio.Task[None]] = set()
+        self._block_writes: Coalescer[tuple[bytes, int], ContentId]
+        self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self.repaired_blocks = 0
         self.last_repair_done = 0.0
 
@@ -114,6 +120,14 @@ class Node:
     async def start(self) -> None:
         cfg = self.config
         self.store = await Store.open(self.repo, cfg.store, create=True)
+        store = self.store
+        self._block_writes = Coalescer(
+            lambda _key, items: store.put_blocks(items), size_of=lambda item: len(item[0])
+        )
+        self._small_puts = Coalescer(
+            lambda key, items: store.put_many(items, **dict(key)),  # type: ignore[arg-type]
+            size_of=lambda item: len(item[1]),
+        )
         if self._identity is None:
             self._identity = await asyncio.to_thread(
                 Identity.load_or_create, self.repo, cfg.dht.puzzle_difficulty
@@ -169,7 +183,7 @@ class Node:
                 log.warning("hand-off incomplete: %s", exc)
             self.driver.leave()
             await asyncio.sleep(0.2)  # let the record hand-off messages go out
-        for task in self._tasks:
+        for task in [*self._tasks, *self._announcing]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -294,7 +308,7 @@ class Node:
         self, items: list[tuple[ContentId, bytes]], peer: PeerIdentity
     ) -> None:
         assert self.store is not None and self.planner is not None
-        stored = await self.store.put_blocks([(d, c.codec) for c, d in items])
+        stored = await self._block_writes.submit([(d, c.codec) for c, d in items])
         for cid in stored:
             self._cids[cid.digest] = cid
             self._cache.pop(cid.digest, None)  # a replica is never evicted as cache
@@ -310,7 +324,16 @@ class Node:
 
     async def put_bytes(self, data: bytes, **meta: Any) -> dict[str, Any]:
         assert self.store is not None
-        info = await self.store.put_bytes(data, **meta)
+        if len(data) <= SMALL_PUT and not meta.get("ttl"):
+            # concurrent small puts share one local commit (group commit)
+            key = (
+                ("tags", tuple(meta.get("tags") or ())),
+                ("description", meta.get("description") or ""),
+                ("pin", bool(meta.get("pin"))),
+            )
+            (info,) = await self._small_puts.submit([(meta.get("name") or "", data)], key)
+        else:
+            info = await self.store.put_bytes(data, **meta)
         placed = await self.replicate_dag(ContentId.parse(info.id))
         return {"file": info.to_json(), **placed}
 
@@ -319,9 +342,26 @@ class Node:
         assert self.store is not None and self.driver is not None
         cids = await self.store.dag_blocks(root)
         acks = await self.replicate_blocks(cids)
-        with contextlib.suppress(HashmeshError, TimeoutError):
-            await self.driver.provide(root.digest, timeout=10)
+        self._announce(root)
         return {"blocks": len(cids), "min_acks": min(acks, default=0)}
+
+    def _announce(self, root: ContentId) -> None:
+        """Publish a provider record for ``root`` in the background (a fallback for finding
+        holders; placement does not depend on it). Skipped while the network is smaller
+        than ``k``, where every node's table knows every holder."""
+        assert self.driver is not None
+        if len(self.driver.protocol.routing_table) < self.config.dht.k:
+            return
+        if len(self._announcing) >= MAX_ANNOUNCING:
+            return  # the DHT core re-publishes what it provides; dropping one is harmless
+        task = asyncio.get_running_loop().create_task(self._provide(root))
+        self._announcing.add(task)
+        task.add_done_callback(self._announcing.discard)
+
+    async def _provide(self, root: ContentId) -> None:
+        assert self.driver is not None
+        with contextlib.suppress(HashmeshError, TimeoutError):
+            await self.driver.provide(root.digest, timeout=30)
 
     async def replicate_blocks(self, cids: list[ContentId], retry: bool = True) -> list[int]:
         """Send each block to its ``replication`` closest live nodes; acks per block.
@@ -493,7 +533,7 @@ class Node:
                     continue
                 except HashmeshError:
                     continue
-                await self.store.put_blocks([(data, cid.codec)])
+                await self._block_writes.submit([(data, cid.codec)])
                 self._cids[cid.digest] = cid
                 self._remember_cache(cid.digest, len(data))
                 return

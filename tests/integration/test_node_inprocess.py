@@ -86,29 +86,34 @@ async def test_repair_restores_placement_after_a_node_dies(tmp_path) -> None:
     from hashmesh.placement import closest
 
     nodes = await start_net(tmp_path, 5)
-    victim = nodes[-1]
+    victim = None
+
+    async def misplaced(alive: list[Node], cids: list[ContentId]) -> int:
+        ids = [n.node_id.value for n in alive]
+        bad = 0
+        for c in cids:
+            for t in closest(c.digest, ids, 3):
+                holder = next(n for n in alive if n.node_id.value == t)
+                bad += not await holder.store.has_block(c)
+        return bad
+
     try:
-        res = await nodes[0].put_bytes(os.urandom(2 * 1024 * 1024), name="r.bin")
-        cids = await nodes[0].store.dag_blocks(ContentId.parse(res["file"]["id"]))
-        for n in nodes[1:]:
-            if any(await n.store.has_blocks(cids)):
-                victim = n
+        # find a file and a node whose death leaves some block off its 3 closest live nodes
+        for attempt in range(10):
+            res = await nodes[0].put_bytes(os.urandom(2 * 1024 * 1024), name=f"r{attempt}")
+            cids = await nodes[0].store.dag_blocks(ContentId.parse(res["file"]["id"]))
+            for n in nodes[1:]:
+                if await misplaced([m for m in nodes if m is not n], cids):
+                    victim = n
+                    break
+            if victim is not None:
                 break
+        assert victim is not None
         await victim.stop(graceful=False)
         alive = [n for n in nodes if n is not victim]
-
-        async def misplaced() -> int:
-            ids = [n.node_id.value for n in alive]
-            bad = 0
-            for c in cids:
-                for t in closest(c.digest, ids, 3):
-                    holder = next(n for n in alive if n.node_id.value == t)
-                    bad += not await holder.store.has_block(c)
-            return bad
-
-        assert await misplaced() > 0  # the victim's copies are missing now
+        assert await misplaced(alive, cids) > 0
         deadline = time.monotonic() + 30
-        while await misplaced():
+        while await misplaced(alive, cids):
             assert time.monotonic() < deadline, "repair did not restore placement in 30 s"
             await asyncio.sleep(0.2)
         assert sum(n.repaired_blocks for n in alive) > 0
