@@ -119,3 +119,20 @@ async def test_repair_restores_placement_after_a_node_dies(tmp_path) -> None:
         assert sum(n.repaired_blocks for n in alive) > 0
     finally:
         await stop_all([n for n in nodes if n is not victim])
+
+
+async def test_large_file_streams_to_holders_during_ingest(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 4)
+    try:
+        src = tmp_path / "big.bin"
+        data = os.urandom(20 * 1024 * 1024)
+        src.write_bytes(data)
+        res = await nodes[0].put_path(src)
+        assert res["min_acks"] >= 3
+        root = ContentId.parse(res["file"]["id"])
+        cids = await nodes[0].store.dag_blocks(root)
+        held = [await n.store.has_blocks(cids) for n in nodes]
+        assert all(sum(h[i] for h in held) >= 3 for i in range(len(cids)))
+        assert await nodes[3].read(str(root)) == data
+    finally:
+        await stop_all(nodes)
