@@ -326,12 +326,6 @@ class Node:
         placed = await self.replicate_dag(ContentId.parse(info.id))
         return {"file": info.to_json(), **placed}
 
-    def track_block(self, cid: ContentId) -> None:
-        """This node holds (or is about to hold) ``cid``: repair watches it."""
-        assert self.planner is not None
-        self._cids[cid.digest] = cid
-        self.planner.track(cid.digest)
-
     async def put_bytes(self, data: bytes, **meta: Any) -> dict[str, Any]:
         assert self.store is not None
         if len(data) <= SMALL_PUT and not meta.get("ttl"):
