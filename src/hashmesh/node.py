@@ -52,6 +52,7 @@ from hashmesh.store.model import DirEntry, FileInfo
 log = logging.getLogger(__name__)
 
 FETCH_PARALLEL = 16
+GET_BATCH = 512  # block ids per GET_MANY request
 BATCH_BYTES = 2 * 1024 * 1024  # blocks bound for one peer are packed up to this size
 MAX_ANNOUNCING = 64  # provider announcements in flight
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
@@ -293,7 +294,11 @@ class Node:
             return await self.store.get_block(cid)
         if kind == bx.Kind.HAVE:
             cids = bx.decode_have(body)
-            return bytes([1 if await self.store.has_block(c) else 0 for c in cids])
+            return bytes(int(h) for h in await self.store.has_blocks(cids))
+        if kind == bx.Kind.GET_MANY:
+            cids = bx.decode_have(body)
+            budget = self.config.node.max_frame - 64 * 1024 - 16 * len(cids)
+            return bx.encode_get_many_reply(await self.store.get_blocks_upto(cids, budget))
         if kind == bx.Kind.PUT:
             cid, data = bx.decode_put(body)
             await self._accept_blocks([(cid, bx.verify(cid, data))], peer)
@@ -463,11 +468,13 @@ class Node:
         return [i.to_json() for i in infos]
 
     async def get_many(self, ids: list[str]) -> list[bytes]:
-        """Read many (small) files, fetching what is not local in parallel."""
+        """Read many (small) files, fetching what is not local in batches."""
         assert self.store is not None
         roots = [ContentId.parse(i) for i in ids]
-        await asyncio.gather(*(self.fetch_dag(r) for r in dict.fromkeys(roots)))
-        return await self.store.get_many(roots)
+        await self.fetch_dags(roots)
+        data = await self.store.get_many(roots)
+        await self.trim_cache()
+        return data
 
     async def _push(self, peer: dht.PeerInfo, cid: ContentId, data: bytes) -> bool:
         assert self.endpoint is not None and self.planner is not None
@@ -485,26 +492,84 @@ class Node:
     # ------------------------------------------------------------------ reading
     async def fetch_dag(self, root: ContentId) -> int:
         """Make every block under ``root`` local; returns how many were fetched."""
+        return await self.fetch_dags([root])
+
+    async def fetch_dags(self, roots: list[ContentId]) -> int:
+        """Make every block under ``roots`` local, one DAG level at a time.
+
+        Each level: one local HAVE check, then the missing blocks grouped by their
+        closest holder and fetched with GET_MANY (several in parallel), verified, and
+        committed together; whatever a batch did not return is fetched one by one
+        from any holder. A repeated call resumes: blocks already here are skipped.
+        """
         assert self.store is not None
         fetched = 0
-        level = [root]
+        level = list(dict.fromkeys(roots))
+        while level:
+            have = await self.store.has_blocks(level)
+            missing = [c for c, h in zip(level, have, strict=True) if not h]
+            if missing:
+                fetched += await self._fetch_missing(missing)
+            level = await self.store.children_many([c for c in level if c.is_manifest])
+        return fetched
+
+    async def _fetch_missing(self, missing: list[ContentId]) -> int:
+        assert self.me is not None
         sem = asyncio.Semaphore(FETCH_PARALLEL)
 
-        async def one(cid: ContentId) -> int:
-            async with sem:
-                if await self.store.has_block(cid):  # type: ignore[union-attr]
-                    return 0
-                await self._fetch_block(cid)
-                return 1
+        async def place(cid: ContentId) -> list[dht.PeerInfo]:
+            async with sem:  # a lookup each in large networks; none in small ones
+                return await self.holders_for(cid.digest, self.replication)
 
-        while level:
-            fetched += sum(await asyncio.gather(*(one(c) for c in level)))
-            nxt: list[ContentId] = []
-            for cid in level:
-                if cid.is_manifest:
-                    nxt.extend(await self.store.manifest_children(cid))
-            level = list(dict.fromkeys(nxt))
-        return fetched
+        by_peer: dict[bytes, tuple[dht.PeerInfo, list[ContentId]]] = {}
+        for cid, holders in zip(missing, await asyncio.gather(*map(place, missing)), strict=True):
+            peer = next((p for p in holders if p.id != self.me.id), None)
+            if peer is not None:
+                by_peer.setdefault(peer.id, (peer, []))[1].append(cid)
+        got: set[ContentId] = set()
+
+        async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
+            async with sem:
+                got.update(await self._get_many_from(peer, cids))
+
+        jobs = []
+        for peer, cids in by_peer.values():
+            for i in range(0, len(cids), GET_BATCH):
+                jobs.append(batch(peer, cids[i : i + GET_BATCH]))
+        await asyncio.gather(*jobs)
+
+        async def single(cid: ContentId) -> None:
+            async with sem:
+                await self._fetch_block(cid)
+
+        await asyncio.gather(*(single(c) for c in missing if c not in got))
+        return len(missing)
+
+    async def _get_many_from(self, peer: dht.PeerInfo, cids: list[ContentId]) -> list[ContentId]:
+        """Fetch what ``peer`` returns of ``cids`` (verified, committed); the ids stored."""
+        assert self.endpoint is not None
+        try:
+            reply = await self.endpoint.request(
+                addr(peer), bx.Kind.GET_MANY, bx.encode_have(cids), BLOCK_TIMEOUT
+            )
+            datas = bx.decode_get_many_reply(reply, len(cids))
+        except HashmeshError as exc:
+            log.info("batch fetch from %s failed: %s", peer.node_id.short(), exc)
+            return []
+        good: list[tuple[ContentId, bytes]] = []
+        for cid, data in zip(cids, datas, strict=True):
+            if data is None:
+                continue
+            try:
+                good.append((cid, bx.verify(cid, data)))
+            except IntegrityError as exc:
+                log.warning("%s (from %s)", exc, peer.node_id.short())
+        if good:
+            await self._block_writes.submit([(d, c.codec) for c, d in good])
+            for cid, data in good:
+                self._cids[cid.digest] = cid
+                self._remember_cache(cid.digest, len(data))
+        return [c for c, _ in good]
 
     async def _holder_sources(self, cid: ContentId) -> AsyncIterator[list[dht.PeerInfo]]:
         """Candidate holders, cheapest first: placement (table or lookup), then a fresh

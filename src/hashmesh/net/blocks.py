@@ -12,6 +12,8 @@ PUT (3)        msgpack [cid bytes, data]            empty, sent once the block i
 HAVE (4)       msgpack [cid bytes, ...] (<= 4096)   one byte per id: 1 held, 0 not
 PING (5)       empty                                empty
 PUT_MANY (6)   msgpack [[cid bytes, data], ...]     empty, sent once all are durable
+GET_MANY (7)   msgpack [cid bytes, ...] (<= 4096)   msgpack [data or nil, ...]: nil where the
+                                                    block is absent or the reply is full
 =============  ===================================  =====================================
 
 The receiver of block bytes always checks them against the id before storing
@@ -37,6 +39,7 @@ class Kind(IntEnum):
     HAVE = 4
     PING = 5
     PUT_MANY = 6
+    GET_MANY = 7
 
 
 def _cid(raw: object) -> ContentId:
@@ -107,6 +110,21 @@ def decode_have_reply(body: bytes, count: int) -> list[bool]:
     return [b == 1 for b in body]
 
 
+def encode_get_many_reply(datas: list[bytes | None]) -> bytes:
+    return msgpack.packb(datas, use_bin_type=True)
+
+
+def decode_get_many_reply(body: bytes, count: int) -> list[bytes | None]:
+    obj = _unpack(body)
+    if (
+        not isinstance(obj, list)
+        or len(obj) != count
+        or not all(d is None or isinstance(d, bytes) for d in obj)
+    ):
+        raise DecodeError("GET_MANY reply has the wrong shape")
+    return obj
+
+
 def verify(cid: ContentId, data: bytes) -> bytes:
     """Return ``data`` if it hashes to ``cid``; raise :class:`IntegrityError` otherwise."""
     if ContentId.of(data, cid.codec) != cid:
@@ -120,11 +138,13 @@ __all__ = [
     "MAX_HAVE",
     "Kind",
     "decode_get",
+    "decode_get_many_reply",
     "decode_have",
     "decode_have_reply",
     "decode_put",
     "decode_put_many",
     "encode_get",
+    "encode_get_many_reply",
     "encode_have",
     "encode_put",
     "encode_put_many",

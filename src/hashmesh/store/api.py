@@ -415,6 +415,38 @@ class Store:
         cs = [parse_id(c) for c in cids]
         return await self._run(lambda: [self._repo.blocks.has(c) for c in cs])
 
+    async def children_many(self, cids: Sequence[IdLike]) -> list[ContentId]:
+        """The ids the given (local) manifests reference directly, each once, in one call."""
+        cs = [c for c in (parse_id(x) for x in cids) if c.is_manifest]
+
+        def run() -> list[ContentId]:
+            seen: dict[ContentId, None] = {}
+            for c in cs:
+                for child in mf.children(reader.load_manifest(self._repo.blocks, c)):
+                    seen.setdefault(child, None)
+            return list(seen)
+
+        return await self._run(run)
+
+    async def get_blocks_upto(self, cids: Sequence[IdLike], budget: int) -> list[bytes | None]:
+        """Verified bytes of the blocks held here, in order, until ``budget`` bytes; None
+        for blocks absent (or past the budget). One worker call."""
+        cs = [parse_id(c) for c in cids]
+
+        def run() -> list[bytes | None]:
+            out: list[bytes | None] = []
+            used = 0
+            for c in cs:
+                if used >= budget or not self._repo.blocks.has(c):
+                    out.append(None)
+                    continue
+                data = bytes(self._repo.blocks.get(c))
+                used += len(data)
+                out.append(data if used <= budget else None)
+            return out
+
+        return await self._run(run)
+
     async def dag_blocks_many(self, roots: Sequence[IdLike]) -> list[ContentId]:
         """Every block reachable from any of ``roots`` (each once), in one worker call."""
         rs = [parse_id(r) for r in roots]
