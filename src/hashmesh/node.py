@@ -298,7 +298,8 @@ class Node:
         if kind == bx.Kind.GET_MANY:
             cids = bx.decode_have(body)
             budget = self.config.node.max_frame - 64 * 1024 - 16 * len(cids)
-            return bx.encode_get_many_reply(await self.store.get_blocks_upto(cids, budget))
+            datas = await self.store.get_blocks_upto(cids, budget)
+            return bx.encode_get_many_reply([*datas, *[None] * (len(cids) - len(datas))])
         if kind == bx.Kind.PUT:
             cid, data = bx.decode_put(body)
             await self._accept_blocks([(cid, bx.verify(cid, data))], peer)
@@ -394,21 +395,20 @@ class Node:
         store = self.store
 
         async def send_all(peer: dht.PeerInfo, idxs: list[int]) -> None:
-            parts = deque(idxs[i : i + 8] for i in range(0, len(idxs), 8))
+            todo = deque(idxs)
 
             async def worker() -> None:
-                group: list[int] = []
-                datas: list[bytes] = []
-                while parts:
-                    part = parts.popleft()
-                    group += part
-                    datas += await store.get_blocks([cids[i] for i in part])
-                    if sum(map(len, datas)) >= BATCH_BYTES or not parts:
-                        items = [(cids[i], d) for i, d in zip(group, datas, strict=True)]
-                        if await self._push_many(peer, items):
-                            for i in group:
+                while todo:
+                    take = [todo.popleft() for _ in range(min(len(todo), 1024))]
+                    datas = await store.get_blocks_upto([cids[i] for i in take], BATCH_BYTES)
+                    todo.extendleft(reversed(take[len(datas) :]))  # past the budget: later
+                    items = [
+                        (cids[i], d) for i, d in zip(take, datas, strict=False) if d is not None
+                    ]
+                    if items and await self._push_many(peer, items):
+                        for i, d in zip(take, datas, strict=False):
+                            if d is not None:
                                 acks[i] += 1
-                        group, datas = [], []
 
             await asyncio.gather(*(worker() for _ in range(PUSH_WORKERS)))
 

@@ -429,20 +429,23 @@ class Store:
         return await self._run(run)
 
     async def get_blocks_upto(self, cids: Sequence[IdLike], budget: int) -> list[bytes | None]:
-        """Verified bytes of the blocks held here, in order, until ``budget`` bytes; None
-        for blocks absent (or past the budget). One worker call."""
+        """Verified bytes of a *prefix* of ``cids`` totalling at most ``budget`` bytes (at
+        least one id is always taken); None for ids not held here. One worker call: the
+        caller sends what it got and asks again for the rest."""
         cs = [parse_id(c) for c in cids]
 
         def run() -> list[bytes | None]:
             out: list[bytes | None] = []
             used = 0
             for c in cs:
-                if used >= budget or not self._repo.blocks.has(c):
+                if not self._repo.blocks.has(c):
                     out.append(None)
                     continue
                 data = bytes(self._repo.blocks.get(c))
+                if out and used + len(data) > budget:
+                    break
                 used += len(data)
-                out.append(data if used <= budget else None)
+                out.append(data)
             return out
 
         return await self._run(run)
