@@ -44,6 +44,7 @@ _LAZY = {
     "DhtConfig": "hashmesh.config",
     "NodeConfig": "hashmesh.config",
     "Identity": "hashmesh.identity",
+    "Node": "hashmesh.node",
 }
 
 
@@ -72,6 +73,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidIdError",
     "NetworkError",
+    "Node",
     "NodeConfig",
     "NodeId",
     "NotFoundError",
