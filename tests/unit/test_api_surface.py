@@ -18,6 +18,7 @@ EXPECTED = {
     "InvalidArgumentError",
     "InvalidIdError",
     "NetworkError",
+    "Node",
     "NodeConfig",
     "NodeId",
     "NotFoundError",
