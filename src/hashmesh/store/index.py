@@ -203,6 +203,9 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{t}"*' for t in _TERM.findall(text))
 
 
+RANK_WINDOW = 500  # relevance ranks at most this many of the newest matches (see search)
+
+
 def search(
     conn: sqlite3.Connection,
     query: str,
@@ -215,7 +218,13 @@ def search(
     sort: str,
     limit: int,
 ) -> list[FileInfo]:
-    """FTS5 over name, description and tags, then filters, sort and limit."""
+    """FTS5 over name, description and tags, then filters, sort and limit.
+
+    Relevance (bm25) is computed over all matches when there are at most
+    :data:`RANK_WINDOW`; for a term matching more files, over the newest
+    ``RANK_WINDOW`` matches (unless the filters then leave fewer than ``limit``,
+    when every match is ranked). That keeps a common word fast at 100k files.
+    """
     if sort not in SORTS:
         raise InvalidArgumentError(f"sort must be one of {', '.join(SORTS)}")
     limit = _limit(limit)
@@ -244,17 +253,28 @@ def search(
         "relevance": "files_fts.rank, f.created DESC" if terms else "f.created DESC, f.fid DESC",
     }[sort]
     cols = ", ".join("f." + c.strip() for c in _COLUMNS.split(","))
-    if terms:
+    try:
+        if not terms:
+            sql = f"SELECT {cols} FROM files f WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+            return [_info(r) for r in conn.execute(sql, [*args, limit])]
         sql = (
             f"SELECT {cols} FROM files_fts JOIN files f ON f.fid = files_fts.rowid "
-            f"WHERE files_fts MATCH ? AND {' AND '.join(where)} ORDER BY {order} LIMIT ?"
+            f"WHERE files_fts MATCH ? AND {' AND '.join(where)}{{window}} ORDER BY {order} LIMIT ?"
         )
-        args = [terms, *args, limit]
-    else:
-        sql = f"SELECT {cols} FROM files f WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?"
-        args.append(limit)
-    try:
-        return [_info(r) for r in conn.execute(sql, args)]
+        if sort == "relevance":
+            # bm25 costs ~1 us per matching row: for a very common term, rank only the
+            # newest RANK_WINDOW matches (fall back to all if filters leave too few).
+            edge = conn.execute(
+                "SELECT rowid FROM files_fts WHERE files_fts MATCH ? "
+                "ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+                (terms, RANK_WINDOW - 1),
+            ).fetchone()
+            if edge is not None:
+                windowed = sql.format(window=" AND files_fts.rowid >= ?")
+                rows = conn.execute(windowed, [terms, *args, edge[0], limit]).fetchall()
+                if len(rows) >= limit:
+                    return [_info(r) for r in rows]
+        return [_info(r) for r in conn.execute(sql.format(window=""), [terms, *args, limit])]
     except sqlite3.OperationalError as exc:
         raise InvalidArgumentError(f"invalid search query {query!r}: {exc}") from None
 

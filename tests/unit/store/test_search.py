@@ -82,3 +82,20 @@ def test_metadata_and_access_counts(env):
     env.reopen()
     assert env.run(env.store.stat(info.id)).access_count == 2
     assert env.run(env.store.ls(limit=1))[0].id == info.id
+
+
+def test_common_terms_rank_a_window_and_fall_back_for_filters(env, monkeypatch):
+    from hashmesh.store import index
+
+    monkeypatch.setattr(index, "RANK_WINDOW", 8)
+    s = env.store
+    for i in range(40):  # the 3 oldest are images; the newest 37 are text
+        data = PNG + bytes([i]) if i < 3 else b"plain text %d" % i
+        env.run(s.put_bytes(data, name=f"common-{i}", description="common words here"))
+        env.clock[0] += 1
+    hits = env.run(s.search("common", limit=5))
+    assert len(hits) == 5
+    assert all(int(h.name.split("-")[1]) >= 32 for h in hits)  # ranked within the newest 8
+    images = env.run(s.search("common", content_type="image/", limit=3))
+    assert sorted(h.name for h in images) == ["common-0", "common-1", "common-2"]  # fallback
+    assert len(env.run(s.search("common", limit=100))) == 40
