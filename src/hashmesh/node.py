@@ -57,6 +57,7 @@ BATCH_BYTES = 2 * 1024 * 1024  # blocks bound for one peer are packed up to this
 MAX_ANNOUNCING = 64  # provider announcements in flight
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
+HEALTH_SAMPLE = 8  # far peers pinged per round in large networks
 HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
 LOST_PROBES = 900  # failed pings after which a peer no longer in the routing table is forgotten
 BLOCK_TIMEOUT = 30.0
@@ -227,7 +228,9 @@ class Node:
         return (time.perf_counter() - t0) * 1000
 
     async def _health_loop(self) -> None:
-        """Ping every peer each ``health_interval``.
+        """Ping peers each ``health_interval``: all of them in a network of at most ``k``;
+        otherwise the ``k`` closest to us (where the blocks we hold have their other
+        holders) plus a rotating sample of ``HEALTH_SAMPLE`` others.
 
         Peers that fell out of the DHT routing table (a partition makes lookups
         evict them) while failing are still probed for ``LOST_PROBES`` rounds and put back in
@@ -237,9 +240,17 @@ class Node:
         """
         assert self.driver is not None and self.endpoint is not None
         interval = self.config.node.health_interval
+        rotor = 0
         while True:
             peers = self.peers()
             known = {p.id for p in peers}
+            k = self.config.dht.k
+            if len(peers) > k:  # large network: our neighbourhood plus a rotating sample
+                near = closest_by(self.me.id, peers, lambda p: p.id, k)  # type: ignore[union-attr]
+                ids = {p.id for p in near}
+                rest = [p for p in peers if p.id not in ids]
+                rotor = (rotor + HEALTH_SAMPLE) % len(rest)
+                peers = near + (rest + rest)[rotor : rotor + HEALTH_SAMPLE]
             lost = [h.peer for k, h in self._health.items() if k not in known and h.failures]
             peers += lost
             results = await asyncio.gather(*(self.ping(p) for p in peers), return_exceptions=True)

@@ -136,3 +136,32 @@ async def test_large_file_streams_to_holders_during_ingest(tmp_path) -> None:
         assert await nodes[3].read(str(root)) == data
     finally:
         await stop_all(nodes)
+
+
+async def test_health_checks_in_a_network_larger_than_k(tmp_path) -> None:
+    import asyncio
+
+    from hashmesh.config import DhtConfig
+
+    small_k = dataclasses.replace(
+        cfg(2),
+        dht=DhtConfig(k=3),
+        node=NodeConfig(listen="127.0.0.1:0", replication=2, health_interval=0.2),
+    )
+    nodes = [Node(tmp_path / f"k{i}", small_k) for i in range(6)]
+    for node in nodes:
+        await node.start()
+    try:
+        seed = f"{nodes[0].me.host}:{nodes[0].me.port}"
+        for node in nodes[1:]:
+            await node.join([seed])
+        await asyncio.sleep(1.5)
+        report = nodes[0].peer_report()
+        assert len(report) > 3  # more peers than k: the sampled branch runs
+        assert all(r["alive"] for r in report)
+        assert sum(1 for r in report if r["last_seen"] > 0) >= 3
+        data = os.urandom(50_000)
+        res = await nodes[1].put_bytes(data, name="k.bin")  # placement through DHT lookups
+        assert await nodes[5].read(res["file"]["id"]) == data
+    finally:
+        await stop_all(nodes)
