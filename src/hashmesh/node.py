@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
+FETCH_PER_PEER = 4  # GET_MANY requests in flight per holder
 BATCH_BYTES = 2 * 1024 * 1024  # blocks bound for one peer are packed up to this size
 MAX_ANNOUNCING = 64  # provider announcements in flight
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
@@ -309,8 +310,7 @@ class Node:
         if kind == bx.Kind.GET_MANY:
             cids = bx.decode_have(body)
             budget = self.config.node.max_frame - 64 * 1024 - 16 * len(cids)
-            datas = await self.store.get_blocks_upto(cids, budget)
-            return bx.encode_get_many_reply([*datas, *[None] * (len(cids) - len(datas))])
+            return bx.encode_get_many_reply(await self.store.get_blocks_upto(cids, budget))
         if kind == bx.Kind.PUT:
             cid, data = bx.decode_put(body)
             await self._accept_blocks([(cid, bx.verify(cid, data))], peer)
@@ -545,8 +545,9 @@ class Node:
 
         jobs = []
         for peer, cids in by_peer.values():
-            for i in range(0, len(cids), GET_BATCH):
-                jobs.append(batch(peer, cids[i : i + GET_BATCH]))
+            step = min(GET_BATCH, max(1, -(-len(cids) // FETCH_PER_PEER)))
+            for i in range(0, len(cids), step):
+                jobs.append(batch(peer, cids[i : i + step]))
         await asyncio.gather(*jobs)
 
         async def single(cid: ContentId) -> None:
@@ -557,30 +558,39 @@ class Node:
         return len(missing)
 
     async def _get_many_from(self, peer: dht.PeerInfo, cids: list[ContentId]) -> list[ContentId]:
-        """Fetch what ``peer`` returns of ``cids`` (verified, committed); the ids stored."""
+        """Fetch what ``peer`` holds of ``cids`` (verified, committed); the ids stored.
+
+        Each GET_MANY reply covers a prefix of the ids that fits one frame; the
+        rest is asked for again until the peer has answered for every id.
+        """
         assert self.endpoint is not None
-        try:
-            reply = await self.endpoint.request(
-                addr(peer), bx.Kind.GET_MANY, bx.encode_have(cids), BLOCK_TIMEOUT
-            )
-            datas = bx.decode_get_many_reply(reply, len(cids))
-        except HashmeshError as exc:
-            log.info("batch fetch from %s failed: %s", peer.node_id.short(), exc)
-            return []
-        good: list[tuple[ContentId, bytes]] = []
-        for cid, data in zip(cids, datas, strict=True):
-            if data is None:
-                continue
+        stored: list[ContentId] = []
+        todo = list(cids)
+        while todo:
             try:
-                good.append((cid, bx.verify(cid, data)))
-            except IntegrityError as exc:
-                log.warning("%s (from %s)", exc, peer.node_id.short())
-        if good:
-            await self._block_writes.submit([(d, c.codec) for c, d in good])
-            for cid, data in good:
-                self._cids[cid.digest] = cid
-                self._remember_cache(cid.digest, len(data))
-        return [c for c, _ in good]
+                reply = await self.endpoint.request(
+                    addr(peer), bx.Kind.GET_MANY, bx.encode_have(todo), BLOCK_TIMEOUT
+                )
+                datas = bx.decode_get_many_reply(reply, len(todo))
+            except HashmeshError as exc:
+                log.info("batch fetch from %s failed: %s", peer.node_id.short(), exc)
+                break
+            good: list[tuple[ContentId, bytes]] = []
+            for cid, data in zip(todo, datas, strict=False):
+                if data is None:
+                    continue
+                try:
+                    good.append((cid, bx.verify(cid, data)))
+                except IntegrityError as exc:
+                    log.warning("%s (from %s)", exc, peer.node_id.short())
+            todo = todo[len(datas) :]
+            if good:
+                await self._block_writes.submit([(d, c.codec) for c, d in good])
+                for cid, data in good:
+                    self._cids[cid.digest] = cid
+                    self._remember_cache(cid.digest, len(data))
+                stored += [c for c, _ in good]
+        return stored
 
     async def _holder_sources(self, cid: ContentId) -> AsyncIterator[list[dht.PeerInfo]]:
         """Candidate holders, cheapest first: placement (table or lookup), then a fresh

@@ -12,8 +12,9 @@ PUT (3)        msgpack [cid bytes, data]            empty, sent once the block i
 HAVE (4)       msgpack [cid bytes, ...] (<= 4096)   one byte per id: 1 held, 0 not
 PING (5)       empty                                empty
 PUT_MANY (6)   msgpack [[cid bytes, data], ...]     empty, sent once all are durable
-GET_MANY (7)   msgpack [cid bytes, ...] (<= 4096)   msgpack [data or nil, ...]: nil where the
-                                                    block is absent or the reply is full
+GET_MANY (7)   msgpack [cid bytes, ...] (<= 4096)   msgpack [data or nil, ...] for a prefix of
+                                                    the ids (nil: not held); a shorter list
+                                                    means the frame was full: ask for the rest
 =============  ===================================  =====================================
 
 The receiver of block bytes always checks them against the id before storing
@@ -118,7 +119,8 @@ def decode_get_many_reply(body: bytes, count: int) -> list[bytes | None]:
     obj = _unpack(body)
     if (
         not isinstance(obj, list)
-        or len(obj) != count
+        or len(obj) > count
+        or (count and not obj)
         or not all(d is None or isinstance(d, bytes) for d in obj)
     ):
         raise DecodeError("GET_MANY reply has the wrong shape")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from hashmesh.content import manifest as mf
@@ -20,14 +22,26 @@ from hashmesh.store.blockstore import BlockStore
 from hashmesh.store.reader import load_manifest, plan, read_piece
 
 Progress = Callable[[int, int], None] | None
+READ_AHEAD = 4
+# long-lived reader threads (each keeps one read connection per repository)
+_READERS = ThreadPoolExecutor(2, thread_name_prefix="hashmesh-export")
 
 
 def _write_file(
     blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
 ) -> None:
+    # one reader thread reads and verifies pieces ahead (BLAKE3 releases the GIL)
+    # while this thread writes; at most READ_AHEAD pieces are in memory
     with open(dest, "xb") as f:
+        ahead: deque[Future[bytes | memoryview]] = deque()
         for piece in plan(blocks, cid):
-            data = read_piece(blocks, piece)
+            ahead.append(_READERS.submit(read_piece, blocks, piece))
+            if len(ahead) >= READ_AHEAD:
+                data = ahead.popleft().result()
+                f.write(data)
+                tick(len(data))
+        while ahead:
+            data = ahead.popleft().result()
             f.write(data)
             tick(len(data))
         f.flush()
