@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hashmesh.client import call
 from hashmesh.config import Config, load, parse_duration
-from hashmesh.control import ControlServer, Handler
-from hashmesh.errors import InvalidArgumentError, InvalidIdError
+from hashmesh.control import ControlServer, Handler, socket_path
+from hashmesh.errors import HashmeshError, InvalidArgumentError, InvalidIdError, UsageError
 from hashmesh.ids import ContentId, NodeId
 from hashmesh.node import Node
 
@@ -208,6 +209,13 @@ async def _join_until_connected(node: Node, seeds: Sequence[str]) -> None:
 
 async def serve(repo: Path, config: Config, *, ready: Any = None) -> None:
     """Run a node for ``repo`` until SIGTERM/SIGINT or a ``stop`` control call."""
+    if socket_path(repo).exists():
+        try:
+            await call(repo, "status", timeout=5)
+        except HashmeshError:
+            pass  # a stale socket from a killed node: take over
+        else:
+            raise UsageError(f"a node is already running for {repo}")
     node = Node(repo, config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

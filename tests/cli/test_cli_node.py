@@ -84,3 +84,17 @@ def test_devnet_command_starts_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "2 nodes connected" in out and "stopping all nodes" in out
     assert not list(tmp_path.glob("node*/node.sock"))  # every node stopped cleanly
+
+
+def test_a_second_node_on_the_same_repository_is_refused(net: Devnet) -> None:
+    node = net.nodes[0]
+    proc = run_cli(["node", "start", "--repo", node.repo, "--listen", "127.0.0.1:0"], home=None)
+    assert_one_line_error(proc, 2, "already running")
+    assert j(["status"], node.repo)["peers"] == 2  # the running node is unharmed
+
+
+def test_listen_address_in_use_is_one_line(net: Devnet, tmp_path: Path) -> None:
+    proc = run_cli(
+        ["node", "start", "--repo", tmp_path / "r", "--listen", net.nodes[1].address], home=None
+    )
+    assert_one_line_error(proc, 2, "cannot listen")
