@@ -31,6 +31,7 @@ from hashmesh.dht.messages import (
     Response,
     Store,
     StoreAck,
+    StoreMany,
     Value,
     peer_id_ok,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "SignedRecord",
     "Store",
     "StoreAck",
+    "StoreMany",
     "Value",
     "ValueRecord",
     "ip_group",

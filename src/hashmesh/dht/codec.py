@@ -24,6 +24,7 @@ from typing import Any
 import msgpack
 
 from hashmesh.dht.messages import (
+    MAX_BATCH_RECORDS,
     AddProvider,
     FindNode,
     FindValue,
@@ -36,6 +37,7 @@ from hashmesh.dht.messages import (
     Providers,
     Store,
     StoreAck,
+    StoreMany,
     Value,
     peer_id_ok,
 )
@@ -64,6 +66,7 @@ TYPE_CODES: dict[type, int] = {
     AddProvider: 9,
     GetProviders: 10,
     Providers: 11,
+    StoreMany: 12,
 }
 _REC_VALUE, _REC_SIGNED = 1, 2
 
@@ -111,6 +114,8 @@ def _fields(m: Message) -> list[Any]:
         return [_record(m.record), float(m.ttl)]
     if isinstance(m, StoreAck):
         return [bool(m.ok), m.reason]
+    if isinstance(m, StoreMany):
+        return [[[_record(r), float(ttl)] for r, ttl in m.items]]
     if isinstance(m, AddProvider):
         return [m.key, _peer(m.provider), float(m.expires)]
     return [_peers(m.providers), _peers(m.peers)]
@@ -259,6 +264,24 @@ def _d_store(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     return Store(rpc, sender, record, ttl)
 
 
+def _d_store_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 1)
+    raw = f[0]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_RECORDS:
+        raise DecodeError(f"items: expected a list of 1..{MAX_BATCH_RECORDS}")
+    items = []
+    for item in raw:
+        _list(item, "item", 2)
+        record = _read_record(item[0])
+        if record is None:
+            raise DecodeError("store_many: missing record")
+        ttl = _float(item[1], "ttl")
+        if ttl < 0:
+            raise DecodeError("ttl: negative")
+        items.append((record, ttl))
+    return StoreMany(rpc, sender, tuple(items))
+
+
 def _d_ack(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     _list(f, "fields", 2)
     if type(f[0]) is not bool:
@@ -290,6 +313,7 @@ _DECODERS: dict[int, Callable[[int, PeerInfo, list[Any]], Message]] = {
     9: _d_add_provider,
     10: _d_key(GetProviders),
     11: _d_providers,
+    12: _d_store_many,
 }
 
 

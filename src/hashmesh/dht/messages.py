@@ -10,6 +10,7 @@ Requests and their one legal response type::
     FindNode      -> Nodes
     FindValue     -> Value       (record, or None plus closer peers)
     Store         -> StoreAck
+    StoreMany     -> StoreAck    (a holder's republish batch)
     AddProvider   -> StoreAck
     GetProviders  -> Providers
 
@@ -103,6 +104,25 @@ class Store:
     ttl: float = 0.0
 
 
+MAX_BATCH_RECORDS = 64  # records in one StoreMany (the codec's message cap still applies)
+BATCH_VALUE_BYTES = 40 * 1024  # value bytes a republisher packs into one StoreMany
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMany:
+    """Hold each ``(record, ttl)`` of ``items``: a holder's republish batch to one peer.
+
+    Republishing sends one of these per peer and region instead of one ``Store``
+    per record, so its message count grows with the regions a node covers, not
+    with the number of records it holds. Answered by one ``StoreAck`` (ok if every
+    record was accepted; ``reason`` names the first refusal).
+    """
+
+    rpc_id: int
+    sender: PeerInfo
+    items: tuple[tuple[Record, float], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class AddProvider:
     """Announce that ``provider`` (which must be the sender) serves ``key`` until ``expires``."""
@@ -163,11 +183,19 @@ class Providers:
     peers: tuple[PeerInfo, ...]
 
 
-Request = Ping | FindNode | FindValue | Store | AddProvider | GetProviders
+Request = Ping | FindNode | FindValue | Store | StoreMany | AddProvider | GetProviders
 Response = Pong | Nodes | Value | StoreAck | Providers
 Message = Request | Response
 
-REQUEST_TYPES: tuple[type, ...] = (Ping, FindNode, FindValue, Store, AddProvider, GetProviders)
+REQUEST_TYPES: tuple[type, ...] = (
+    Ping,
+    FindNode,
+    FindValue,
+    Store,
+    StoreMany,
+    AddProvider,
+    GetProviders,
+)
 RESPONSE_TYPES: tuple[type, ...] = (Pong, Nodes, Value, StoreAck, Providers)
 
 #: The one legal response type of each request type.
@@ -176,11 +204,14 @@ RESPONSE_FOR: dict[type, type] = {
     FindNode: Nodes,
     FindValue: Value,
     Store: StoreAck,
+    StoreMany: StoreAck,
     AddProvider: StoreAck,
     GetProviders: Providers,
 }
 
 __all__ = [
+    "BATCH_VALUE_BYTES",
+    "MAX_BATCH_RECORDS",
     "REQUEST_TYPES",
     "RESPONSE_FOR",
     "RESPONSE_TYPES",
@@ -201,6 +232,7 @@ __all__ = [
     "SignedRecord",
     "Store",
     "StoreAck",
+    "StoreMany",
     "Value",
     "ValueRecord",
     "peer_id_ok",

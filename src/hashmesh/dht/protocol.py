@@ -30,6 +30,8 @@ from hashmesh.dht import events as ev
 from hashmesh.dht.codec import MAX_PEERS, MAX_PROVIDERS
 from hashmesh.dht.lookup import Lookup
 from hashmesh.dht.messages import (
+    BATCH_VALUE_BYTES,
+    MAX_BATCH_RECORDS,
     RESPONSE_FOR,
     AddProvider,
     FindNode,
@@ -43,6 +45,7 @@ from hashmesh.dht.messages import (
     Providers,
     Store,
     StoreAck,
+    StoreMany,
     Value,
     peer_id_ok,
     peer_puzzle_ok,
@@ -303,6 +306,16 @@ class Protocol:
         except RecordError as exc:
             return StoreAck(m.rpc_id, self.me, False, str(exc))
         return StoreAck(m.rpc_id, self.me, True)
+
+    def _on_store_many(self, sender: PeerInfo, m: StoreMany, now: float) -> Message:
+        cap = self.config.record_ttl
+        refused = ""
+        for record, ttl in m.items:
+            try:
+                self.records.put(record, now, min(ttl, cap) if ttl > 0 else cap, received=True)
+            except RecordError as exc:
+                refused = refused or str(exc)
+        return StoreAck(m.rpc_id, self.me, not refused, refused)
 
     def _on_add_provider(self, sender: PeerInfo, m: AddProvider, now: float) -> Message:
         if m.provider.public_key != sender.public_key or m.provider.node_id != sender.node_id:
@@ -590,6 +603,7 @@ class Protocol:
         pool = {c.peer.node_id.value: c.peer for c in lk.answered()}
         k = self.config.k
         me = self.me.node_id.value
+        batches: dict[bytes, list[tuple[Record, float]]] = {}
         for key in op.keys or ():
             rec = self.records.get(key, now)
             if rec is None:
@@ -600,7 +614,21 @@ class Protocol:
             cands.sort(key=lambda p: int.from_bytes(p.node_id.value, "big") ^ t)
             for peer in cands[:k]:
                 if peer.node_id.value != me:
-                    self._out.append((peer, Store(self._rpc_id(), self.me, rec, ttl)))
+                    batches.setdefault(peer.node_id.value, []).append((rec, ttl))
+        # one StoreMany per peer (split by count and value bytes), not one Store per record
+        for nid, items in batches.items():
+            peer = pool[nid]
+            batch: list[tuple[Record, float]] = []
+            size = 0
+            for rec, ttl in items:
+                n = len(getattr(rec, "value", b"")) + 256
+                if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > BATCH_VALUE_BYTES):
+                    self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(batch))))
+                    batch, size = [], 0
+                batch.append((rec, ttl))
+                size += n
+            if batch:
+                self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(batch))))
 
 
 _HANDLERS: dict[type, Callable[[Protocol, PeerInfo, Message, float], Message]] = {
@@ -608,6 +636,7 @@ _HANDLERS: dict[type, Callable[[Protocol, PeerInfo, Message, float], Message]] =
     FindNode: Protocol._on_find_node,  # type: ignore[dict-item]
     FindValue: Protocol._on_find_value,  # type: ignore[dict-item]
     Store: Protocol._on_store,  # type: ignore[dict-item]
+    StoreMany: Protocol._on_store_many,  # type: ignore[dict-item]
     AddProvider: Protocol._on_add_provider,  # type: ignore[dict-item]
     GetProviders: Protocol._on_get_providers,  # type: ignore[dict-item]
 }

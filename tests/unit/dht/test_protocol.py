@@ -19,6 +19,7 @@ from hashmesh.dht import (
     PutDone,
     Store,
     StoreAck,
+    StoreMany,
     Value,
     ValueRecord,
 )
@@ -226,7 +227,7 @@ def test_originator_republish_keeps_record_alive() -> None:
 
 
 def test_holder_republish_cost_grows_with_regions_not_keys() -> None:
-    def find_nodes_during_republish(nkeys: int) -> int:
+    def republish_messages(nkeys: int) -> tuple[int, int, int]:
         cfg = DhtConfig(
             k=6,
             request_timeout=1.0,
@@ -253,12 +254,17 @@ def test_holder_republish_cost_grows_with_regions_not_keys() -> None:
 
         holder.messages_to_send = spy  # type: ignore[method-assign]
         net.run(until=net.now + 70)
-        return sum(1 for m in sent if type(m).__name__ == "FindNode")
+        finds = sum(1 for m in sent if type(m).__name__ == "FindNode")
+        stores = [m for m in sent if isinstance(m, Store | StoreMany)]
+        records = sum(len(m.items) if isinstance(m, StoreMany) else 1 for m in stores)
+        return finds, len(stores), records
 
     # random keys cover every region of a 60-node network (~8 regions); past that,
-    # more keys cost stores, not lookups
-    few, many = find_nodes_during_republish(100), find_nodes_during_republish(400)
-    assert 0 < many <= few * 1.5
+    # more keys cost neither lookups nor messages: records travel in StoreMany batches
+    few, many = republish_messages(100), republish_messages(400)
+    assert 0 < many[0] <= few[0] * 1.5  # lookups: one per region
+    assert many[2] >= 3 * few[2]  # every record is still republished ...
+    assert many[1] <= few[1] * 2  # ... in about as many messages (batches of up to 64)
 
 
 def test_add_contact_never_pings() -> None:
@@ -299,5 +305,6 @@ def test_holder_skips_records_a_peer_just_republished() -> None:
     holder.records.put(fresh, net.now, 10_000.0, received=True)
     net.run(until=net.now + 60)
     stored = {m.record.key for m in sent if isinstance(m, Store)}
+    stored |= {r.key for m in sent if isinstance(m, StoreMany) for r, _ in m.items}
     assert {r.key for r in recs} <= stored
     assert fresh.key not in stored

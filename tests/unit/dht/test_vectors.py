@@ -26,6 +26,7 @@ from hashmesh.dht.messages import (
     Providers,
     Store,
     StoreAck,
+    StoreMany,
     Value,
 )
 from hashmesh.dht.records import SignedRecord, ValueRecord, validate
@@ -56,6 +57,7 @@ def fixed_messages() -> dict[str, object]:
         "value_missing": Value(5, b, None, (c,)),
         "store": Store(6, a, immutable, 3600.0),
         "store_signed": Store(7, a, signed, 0.0),
+        "store_many": StoreMany(10, a, ((immutable, 3600.0), (signed, 0.0))),
         "store_ack": StoreAck(6, b, True, ""),
         "store_nack": StoreAck(7, b, False, "record store full"),
         "add_provider": AddProvider(8, a, key, a, 1_900_000_000.5),
