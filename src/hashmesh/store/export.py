@@ -44,8 +44,8 @@ def _write_file(
             data = ahead.popleft().result()
             f.write(data)
             tick(len(data))
-        f.flush()
-        os.fsync(f.fileno())
+        # No fsync: an export is a copy (the durable one is in the store), written under a
+        # temporary name and renamed into place when complete, like cp or `tahoe get`.
 
 
 def _write_tree(
