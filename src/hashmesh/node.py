@@ -652,17 +652,26 @@ class Node:
         return released
 
     async def stat(self, id: str) -> FileInfo:
-        """The local index entry, or for content stored elsewhere what its manifest says."""
+        """The local index entry, or for content stored elsewhere what its root block says."""
         assert self.store is not None
         root = ContentId.parse(id)
         try:
             return await self.store.stat(root)
         except NotFoundError:
-            if not root.is_manifest:
-                raise
+            pass
         if not await self.store.has_block(root):
             await self._fetch_block(root)
-        m = mf.decode(await self.store.get_block(root))
+        block = await self.store.get_block(root)
+        if not root.is_manifest:  # a one-chunk file: the block is the content
+            return FileInfo(
+                id=str(root),
+                name="",
+                size=len(block),
+                content_type="application/octet-stream",
+                kind="file",
+                blocks=1,
+            )
+        m = mf.decode(block)
         is_dir = isinstance(m, mf.DirManifest)
         return FileInfo(
             id=str(root),

@@ -178,7 +178,7 @@ def _decode_dir(body: dict[str, Any]) -> DirManifest:
         except InvalidArgumentError as exc:
             raise DecodeError(str(exc)) from None
         cid = _cid(item[1])
-        if item[3] not in KINDS or not cid.is_manifest:
+        if item[3] not in KINDS or (item[3] == "dir" and not cid.is_manifest):
             raise DecodeError("directory entry has a bad kind or id")
         entries.append(Entry(name, cid, _int(item[2], "entry size"), item[3]))
     names = [e.name for e in entries]

@@ -96,20 +96,29 @@ def _new_file(
 def _chunks_to_file(
     ing: Ingest, refs: FileRefs, chunks: Iterable[bytes | memoryview], counter: _Counter
 ) -> tuple[ContentId, int, bytes]:
+    """Store a file's chunks; its id is the manifest's, or for a file of exactly one
+    chunk the chunk's own raw id (no manifest block: half the blocks for small files)."""
     builder = mf.TreeBuilder(lambda b: ing.add(b, KIND_MANIFEST, refs))
     head = b""
     first = True
+    only: tuple[ContentId, int] | None = None
+    count = 0
     try:
         for chunk in chunks:
             if first:
                 head = bytes(chunk[:HEAD_BYTES])
                 first = False
-            builder.add(ing.add(chunk, KIND_RAW, refs), len(chunk))
+            cid = ing.add(chunk, KIND_RAW, refs)
+            builder.add(cid, len(chunk))
             counter.add(len(chunk))
+            count += 1
+            only = (cid, len(chunk)) if count == 1 else None
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+    if only is not None:
+        return only[0], only[1], head
     cid, size = builder.finish()
     return cid, size, head
 
