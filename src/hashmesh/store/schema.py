@@ -110,6 +110,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open the index with the durability pragmas every connection needs."""
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA page_size=16384")  # before anything is written: 4 KiB blobs fit a page
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=OFF")
