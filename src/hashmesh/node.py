@@ -23,7 +23,6 @@ import random
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +41,20 @@ from hashmesh.ids import ContentId, NodeId
 from hashmesh.net import blocks as bx
 from hashmesh.net.config import TransportConfig
 from hashmesh.net.dht_driver import DhtDriver
-from hashmesh.net.endpoint import Endpoint, PeerAddress
+from hashmesh.net.endpoint import Endpoint
 from hashmesh.net.handshake import PeerIdentity
-from hashmesh.placement import closest, closest_by
+from hashmesh.node_repair import RepairMixin
+from hashmesh.node_report import ReportMixin
+from hashmesh.peering import (
+    BATCH_BYTES,
+    BLOCK_TIMEOUT,
+    HEALTH_FAILURES,
+    HEALTH_SAMPLE,
+    LOST_PROBES,
+    PeerHealth,
+    addr,
+)
+from hashmesh.placement import closest_by
 from hashmesh.repair import Planner
 from hashmesh.store.api import Store
 from hashmesh.store.model import DirEntry, FileInfo
@@ -54,29 +64,12 @@ log = logging.getLogger(__name__)
 FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
 FETCH_PER_PEER = 4  # GET_MANY requests in flight per holder
-BATCH_BYTES = 2 * 1024 * 1024  # blocks bound for one peer are packed up to this size
 MAX_ANNOUNCING = 64  # provider announcements in flight
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
-HEALTH_SAMPLE = 8  # far peers pinged per round in large networks
-HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
-LOST_PROBES = 900  # failed pings after which a peer no longer in the routing table is forgotten
-BLOCK_TIMEOUT = 30.0
 
 
-@dataclass
-class PeerHealth:
-    peer: dht.PeerInfo
-    rtt_ms: float = 0.0
-    last_seen: float = 0.0  # unix seconds
-    failures: int = 0
-
-
-def addr(peer: dht.PeerInfo) -> PeerAddress:
-    return PeerAddress(peer.node_id, peer.host, peer.port)
-
-
-class Node:
+class Node(RepairMixin, ReportMixin):
     """A networked node serving one repository."""
 
     def __init__(
@@ -709,168 +702,6 @@ class Node:
         path = await self.store.get_to_path(root, dest)
         await self.trim_cache()
         return path
-
-    # ------------------------------------------------------------------ repair
-    async def _repair_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._repair_wakeup.wait(), 5.0)
-            self._repair_wakeup.clear()
-            self._sync_live()
-            try:
-                await self.repair_once()
-            except HashmeshError as exc:
-                log.warning("repair pass failed: %s", exc)
-
-    async def repair_once(self, limit: int = 512) -> int:
-        """Carry out the planner's copy actions (checking HAVE first); copies made."""
-        assert self.planner is not None and self.store is not None
-        made = 0
-        while True:
-            actions = self.planner.plan(limit)
-            if not actions:
-                break
-            by_target: dict[bytes, list[bytes]] = {}
-            for a in actions:
-                by_target.setdefault(a.target, []).append(a.key)
-            for target, keys in by_target.items():
-                made += await self._repair_target(target, keys)
-        if made:
-            self.repaired_blocks += made
-            self.last_repair_done = time.time()
-        return made
-
-    async def _repair_target(self, target: bytes, keys: list[bytes]) -> int:
-        """Ask ``target`` which of ``keys`` it lacks (HAVE), then push those in batches.
-
-        Keys that could not be handled are marked dirty again, so a later pass
-        retries them.
-        """
-        assert self.endpoint is not None and self.planner is not None and self.store is not None
-        peer = next((p for p in self.peers() if p.id == target), None)
-        cids = [self._cids[k] for k in keys if k in self._cids]
-        if peer is None:
-            return 0
-        try:
-            reply = await self.endpoint.request(
-                addr(peer), bx.Kind.HAVE, bx.encode_have(cids), BLOCK_TIMEOUT
-            )
-            have = bx.decode_have_reply(reply, len(cids))
-        except HashmeshError:
-            for cid in cids:
-                self.planner.track(cid.digest)
-            return 0
-        missing = []
-        for cid, has in zip(cids, have, strict=True):
-            if has:
-                self.planner.confirm_holder(cid.digest, target)
-            else:
-                missing.append(cid)
-        made = 0
-        group: list[tuple[ContentId, bytes]] = []
-        for cid in [*missing, None]:
-            if cid is not None:
-                try:
-                    group.append((cid, await self.store.get_block(cid)))
-                except HashmeshError as exc:
-                    log.warning("cannot repair %s: %s", cid, exc)
-            if group and (cid is None or sum(len(d) for _, d in group) >= BATCH_BYTES):
-                if await self._push_many(peer, group):
-                    made += len(group)
-                else:
-                    for c, _ in group:
-                        self.planner.track(c.digest)
-                group = []
-        return made
-
-    async def handoff(self) -> int:
-        """Before leaving: give each held block ``replication`` live holders other than us."""
-        others = [p.id for p in self.live_peers()]
-        by_target: dict[bytes, list[bytes]] = {}
-        for key in self._cids:
-            for target in closest(key, others, self.replication):
-                by_target.setdefault(target, []).append(key)
-        made = 0
-        for target, keys in by_target.items():
-            for i in range(0, len(keys), bx.MAX_HAVE):
-                made += await self._repair_target(target, keys[i : i + bx.MAX_HAVE])
-        return made
-
-    # ------------------------------------------------------------------ reports
-    async def status(self) -> dict[str, Any]:
-        assert self.store is not None and self.planner is not None and self.me is not None
-        stats = await self.store.stats()
-        return {
-            "node_id": str(self.node_id),
-            "listen": f"{self.me.host}:{self.me.port}",
-            "uptime": round(time.time() - self.started_at, 1),
-            "peers": len(self.peers()),
-            "live_peers": len(self.live_peers()),
-            "replication": self.replication,
-            "write_quorum": self.quorum,
-            "blocks": stats.blocks,
-            "files": stats.files,
-            "stored_bytes": stats.stored_bytes,
-            "tracked_blocks": len(self._cids),
-            "under_replicated": self.planner.under_replicated(),
-            "repair_backlog": self.planner.backlog,
-            "repaired_blocks": self.repaired_blocks,
-            "cache_bytes": self._cache_bytes,
-        }
-
-    def peer_report(self) -> list[dict[str, Any]]:
-        out = []
-        for p in self.peers():
-            h = self._health.get(p.id, PeerHealth(p))
-            out.append(
-                {
-                    "node_id": str(p.node_id),
-                    "address": f"{p.host}:{p.port}",
-                    "rtt_ms": round(h.rtt_ms, 2),
-                    "last_seen": h.last_seen,
-                    "alive": h.failures < HEALTH_FAILURES,
-                }
-            )
-        return out
-
-    def table_report(self) -> list[dict[str, Any]]:
-        assert self.driver is not None and self.me is not None
-        table = self.driver.protocol.routing_table
-        rows = []
-        for p in table.peers():
-            h = self._health.get(p.id, PeerHealth(p))
-            d = self.me.node_id.distance(p.node_id)
-            rows.append(
-                {
-                    "bucket": d.bit_length() - 1,
-                    "node_id": str(p.node_id),
-                    "address": f"{p.host}:{p.port}",
-                    "distance_log2": d.bit_length(),
-                    "last_seen": h.last_seen,
-                    "rtt_ms": round(h.rtt_ms, 2),
-                }
-            )
-        rows.sort(key=lambda r: (r["bucket"], r["node_id"]))
-        return rows
-
-    async def lookup_report(self, key: bytes) -> dict[str, Any]:
-        assert self.driver is not None
-        t0 = time.perf_counter()
-        done = await self.driver.lookup(key)
-        return {
-            "key": key.hex(),
-            "hops": done.hops,
-            "messages": done.messages,
-            "ms": round((time.perf_counter() - t0) * 1000, 2),
-            "closest": [
-                {
-                    "node_id": str(p.node_id),
-                    "address": f"{p.host}:{p.port}",
-                    "distance_log2": NodeId(key).distance(p.node_id).bit_length(),
-                }
-                for p in done.closest
-            ],
-        }
 
 
 __all__ = ["Node", "PeerHealth"]
