@@ -96,7 +96,7 @@ def _version(value: bool) -> None:
 
 _APP_SETTINGS: dict[str, Any] = {
     "name": "hashmesh",
-    "help": "hashmesh: content-addressed storage with BLAKE3 ids, dedup and compression.",
+    "help": "hashmesh: content-addressed storage (BLAKE3 ids, dedup, compression), one node or many.",
     "no_args_is_help": True,
     "add_completion": False,
     "pretty_exceptions_enable": False,
@@ -119,7 +119,7 @@ def _global(
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
     ] = False,
 ) -> None:
-    """hashmesh: content-addressed storage with BLAKE3 ids, dedup and compression."""
+    """hashmesh: content-addressed storage (BLAKE3 ids, dedup, compression), one node or many."""
     ctx.obj = {"repo": repo}
 
 
