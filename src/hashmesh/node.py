@@ -99,6 +99,8 @@ class Node(RepairMixin, ReportMixin):
         self._announcing: set[asyncio.Task[None]] = set()
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
+        self._replications: Coalescer[ContentId, dict[str, Any]]
+        self._small_reads: Coalescer[ContentId, bytes]
         self.repaired_blocks = 0
         self.last_repair_done = 0.0
 
@@ -124,6 +126,8 @@ class Node(RepairMixin, ReportMixin):
             lambda key, items: store.put_many(items, **dict(key)),  # type: ignore[arg-type]
             size_of=lambda item: len(item[1]),
         )
+        self._replications = Coalescer(lambda _key, roots: self._replicate_roots(roots))
+        self._small_reads = Coalescer(lambda _key, roots: self._read_roots(roots))
         if self._identity is None:
             self._identity = await asyncio.to_thread(
                 Identity.load_or_create, self.repo, cfg.dht.puzzle_difficulty
@@ -346,10 +350,28 @@ class Node(RepairMixin, ReportMixin):
                 ("pin", bool(meta.get("pin"))),
             )
             (info,) = await self._small_puts.submit([(meta.get("name") or "", data)], key)
-        else:
-            info = await self.store.put_bytes(data, **meta)
+            # ... and their blocks travel to each peer together
+            (placed,) = await self._replications.submit([ContentId.parse(info.id)])
+            return {"file": info.to_json(), **placed}
+        info = await self.store.put_bytes(data, **meta)
         placed = await self.replicate_dag(ContentId.parse(info.id))
         return {"file": info.to_json(), **placed}
+
+    async def _replicate_roots(self, roots: list[ContentId]) -> list[dict[str, Any]]:
+        """Replicate the DAGs of several small files in one batch (see ``put_bytes``).
+
+        Raises QuorumError if any block is short; the coalescer then retries each
+        root on its own, so only the puts that really failed report failure.
+        """
+        assert self.store is not None
+        cids = await self.store.dag_blocks_many(roots)
+        acks = dict(zip(cids, await self.replicate_blocks(cids), strict=True))
+        out = []
+        for root in roots:
+            mine = [root] if not root.is_manifest else await self.store.dag_blocks(root)
+            out.append({"blocks": len(mine), "min_acks": min(acks[c] for c in mine)})
+            self._announce(root)
+        return out
 
     async def replicate_dag(self, root: ContentId) -> dict[str, Any]:
         """Place every block under ``root`` on its closest nodes; raise QuorumError if short."""
@@ -470,6 +492,13 @@ class Node(RepairMixin, ReportMixin):
         roots = [ContentId.parse(i.id) for i in infos]
         await self.replicate_blocks(await self.store.dag_blocks_many(roots))
         return [i.to_json() for i in infos]
+
+    async def _read_roots(self, roots: list[ContentId]) -> list[bytes]:
+        assert self.store is not None
+        await self.fetch_dags(roots)
+        data = await self.store.get_many(roots)
+        await self.trim_cache()
+        return data
 
     async def get_many(self, ids: list[str]) -> list[bytes]:
         """Read many (small) files, fetching what is not local in batches."""
@@ -684,6 +713,10 @@ class Node(RepairMixin, ReportMixin):
     async def read(self, id: str, offset: int = 0, length: int | None = None) -> bytes:
         assert self.store is not None
         root = ContentId.parse(id)
+        if not root.is_manifest and offset == 0 and length is None:
+            # a one-chunk file: concurrent reads are fetched and read as one batch
+            (data,) = await self._small_reads.submit([root])
+            return data
         await self.fetch_dag(root)
         data = await self.store.read(root, offset, length)
         await self.trim_cache()
