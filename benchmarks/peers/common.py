@@ -17,8 +17,9 @@ import subprocess
 import sys
 import time
 import venv
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PEERS_DIR = "/tmp/hashmesh-peers"
 LOOPBACK = "127.0.0.1"
@@ -171,6 +172,31 @@ def interrupt_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, handler)
+
+
+def run_measure(
+    name: str,
+    measure: Callable[[], dict[str, Any]],
+    *,
+    as_json: bool,
+    report: Callable[[dict[str, Any]], None],
+    stopped: str,
+) -> int:
+    """A peer script's main: measure (SIGTERM unwinds like Ctrl-C), print, exit code."""
+    interrupt_on_sigterm()  # unwinds through the finally blocks that stop what was started
+    try:
+        res = measure()
+    except KeyboardInterrupt:
+        print(f"interrupted; {stopped}", file=sys.stderr)
+        return 130
+    except (PeerBenchError, ValueError, OSError) as exc:
+        print(f"{name} benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(res, sort_keys=True))
+    else:
+        report(res)
+    return 0
 
 
 def median(values: Sequence[float]) -> float:

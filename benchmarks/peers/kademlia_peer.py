@@ -290,21 +290,15 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.worker:
         return _run_worker(args)
-    common.interrupt_on_sigterm()
-    try:
-        levels = tuple(int(c) for c in args.concurrency.split(","))
-        res = measure(args.ops, levels, nodes=args.nodes)
-    except KeyboardInterrupt:
-        print("interrupted; the worker was stopped", file=sys.stderr)
-        return 130
-    except (common.PeerBenchError, ValueError, OSError) as exc:
-        print(f"kademlia benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(res, sort_keys=True))
-    else:
-        print_report(res)
-    return 0
+    return common.run_measure(
+        "kademlia",
+        lambda: measure(
+            args.ops, tuple(int(c) for c in args.concurrency.split(",")), nodes=args.nodes
+        ),
+        as_json=args.json,
+        report=print_report,
+        stopped="the worker was stopped",
+    )
 
 
 if __name__ == "__main__":

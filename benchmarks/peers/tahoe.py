@@ -459,20 +459,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reps", type=int, default=3, help="repetitions per measure (median)")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args(argv)
-    common.interrupt_on_sigterm()  # unwinds through the finally blocks that stop the grid
-    try:
-        res = measure(args.size_mib, args.reps, quick=args.quick)
-    except KeyboardInterrupt:
-        print("interrupted; every Tahoe node started was stopped", file=sys.stderr)
-        return 130
-    except (common.PeerBenchError, ValueError, OSError) as exc:
-        print(f"tahoe benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    if args.json:
-        print(json.dumps(res, sort_keys=True))
-    else:
-        print_report(res)
-    return 0
+    return common.run_measure(
+        "tahoe",
+        lambda: measure(args.size_mib, args.reps, quick=args.quick),
+        as_json=args.json,
+        report=print_report,
+        stopped="every Tahoe node started was stopped",
+    )
 
 
 if __name__ == "__main__":

@@ -82,11 +82,6 @@ def control_ops(node: Node, stop: asyncio.Event) -> dict[str, Handler]:
     async def put(a: dict[str, Any]) -> Any:
         return await node.put_path(str(a["path"]), **meta(a))
 
-    async def put_bytes(a: dict[str, Any]) -> Any:
-        m = meta(a)
-        m["name"] = m["name"] or ""
-        return await node.put_bytes(a["data"], **m)
-
     async def get(a: dict[str, Any]) -> Any:
         return str(await node.get_to_path(str(a["id"]), str(a["dest"])))
 
@@ -174,7 +169,6 @@ def control_ops(node: Node, stop: asyncio.Event) -> dict[str, Handler]:
 
     return {
         "put": put,
-        "put_bytes": put_bytes,
         "get": get,
         "cat": cat,
         "read": read,

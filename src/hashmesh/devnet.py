@@ -44,6 +44,17 @@ def free_port_base(count: int, start: int = 17400, attempts: int = 200) -> int:
     raise NetworkError(f"no {count} consecutive free ports found on {HOST}")
 
 
+def node_command(
+    repo: Path, listen: str, replication: int, bootstrap: str | None = None, *extra: str
+) -> list[str]:
+    """argv of a ``hashmesh node start`` process with this interpreter."""
+    argv = [sys.executable, "-m", "hashmesh", "node", "start", "--repo", str(repo),
+            "--listen", listen, "--replication", str(replication)]  # fmt: skip
+    if bootstrap:
+        argv += ["--bootstrap", bootstrap]
+    return argv + list(extra)
+
+
 @dataclass
 class DevNode:
     index: int
@@ -78,22 +89,8 @@ class Devnet:
         self.nodes = [DevNode(i, self.base / f"node{i}", self.port + i) for i in range(self.count)]
 
     def command(self, node: DevNode) -> list[str]:
-        argv = [
-            sys.executable,
-            "-m",
-            "hashmesh",
-            "node",
-            "start",
-            "--repo",
-            str(node.repo),
-            "--listen",
-            node.address,
-            "--replication",
-            str(self.replication),
-        ]
-        if node.index != 0:
-            argv += ["--bootstrap", self.nodes[0].address]
-        return argv + list(self.extra_args)
+        seed = self.nodes[0].address if node.index != 0 else None
+        return node_command(node.repo, node.address, self.replication, seed, *self.extra_args)
 
     def launch(self, node: DevNode) -> None:
         node.repo.mkdir(parents=True, exist_ok=True)
@@ -185,11 +182,9 @@ class Devnet:
 
 
 def default_base() -> Path:
-    return (
-        Path(os.environ.get("HASHMESH_DEVNET_DIR", ""))
-        if os.environ.get("HASHMESH_DEVNET_DIR")
-        else Path.home() / ".hashmesh-devnet"
-    )
+    """``$HASHMESH_DEVNET_DIR``, else ``~/.hashmesh-devnet``."""
+    env = os.environ.get("HASHMESH_DEVNET_DIR")
+    return Path(env) if env else Path.home() / ".hashmesh-devnet"
 
 
-__all__ = ["DevNode", "Devnet", "default_base", "free_port_base"]
+__all__ = ["DevNode", "Devnet", "default_base", "free_port_base", "node_command"]

@@ -102,7 +102,6 @@ class Node(RepairMixin, ReportMixin):
         self._replications: Coalescer[ContentId, dict[str, Any]]
         self._small_reads: Coalescer[ContentId, bytes]
         self.repaired_blocks = 0
-        self.last_repair_done = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -358,28 +357,23 @@ class Node(RepairMixin, ReportMixin):
         return {"file": info.to_json(), **placed}
 
     async def _replicate_roots(self, roots: list[ContentId]) -> list[dict[str, Any]]:
-        """Replicate the DAGs of several small files in one batch (see ``put_bytes``).
+        """Place the blocks of every DAG under ``roots`` in one batch and announce the roots.
 
-        Raises QuorumError if any block is short; the coalescer then retries each
-        root on its own, so only the puts that really failed report failure.
+        Returns ``{"blocks", "min_acks"}`` per root. Raises QuorumError if any block
+        is short (the small-put coalescer then retries each root on its own, so only
+        the puts that really failed report failure).
         """
         assert self.store is not None
-        cids = await self.store.dag_blocks_many(roots)
+        dags = [[r] if not r.is_manifest else await self.store.dag_blocks(r) for r in roots]
+        cids = list(dict.fromkeys(c for dag in dags for c in dag))
         acks = dict(zip(cids, await self.replicate_blocks(cids), strict=True))
-        out = []
         for root in roots:
-            mine = [root] if not root.is_manifest else await self.store.dag_blocks(root)
-            out.append({"blocks": len(mine), "min_acks": min(acks[c] for c in mine)})
             self._announce(root)
-        return out
+        return [{"blocks": len(d), "min_acks": min(acks[c] for c in d)} for d in dags]
 
     async def replicate_dag(self, root: ContentId) -> dict[str, Any]:
         """Place every block under ``root`` on its closest nodes; raise QuorumError if short."""
-        assert self.store is not None and self.driver is not None
-        cids = await self.store.dag_blocks(root)
-        acks = await self.replicate_blocks(cids)
-        self._announce(root)
-        return {"blocks": len(cids), "min_acks": min(acks, default=0)}
+        return (await self._replicate_roots([root]))[0]
 
     def _announce(self, root: ContentId) -> None:
         """Publish a provider record for ``root`` in the background (a fallback for finding
@@ -402,9 +396,9 @@ class Node(RepairMixin, ReportMixin):
     async def replicate_blocks(self, cids: list[ContentId], retry: bool = True) -> list[int]:
         """Send each block to its ``replication`` closest live nodes; acks per block.
 
-        Blocks bound for one peer travel together: small ones packed into PUT_MANY
-        requests (one durable commit per batch on the receiver), large ones one per
-        PUT, with ``PUSH_WORKERS`` requests in flight per peer. Raises
+        Blocks bound for one peer travel together, packed into PUT_MANY requests up to
+        the frame limit (one durable commit per batch on the receiver), with
+        ``PUSH_WORKERS`` requests in flight per peer. Raises
         :class:`QuorumError` if any block got fewer than ``write_quorum`` acks.
         """
         assert self.store is not None and self.planner is not None and self.me is not None
@@ -459,10 +453,7 @@ class Node(RepairMixin, ReportMixin):
         ok = True
         for cid, data in [*items, (None, b"")]:
             if group and (cid is None or size + len(data) > limit):
-                if len(group) == 1:
-                    ok &= await self._push(peer, *group[0])
-                else:
-                    ok &= await self._request_put_many(peer, group)
+                ok &= await self._request_put_many(peer, group)
                 group, size = [], 0
             if cid is not None:
                 group.append((cid, data))
@@ -489,8 +480,7 @@ class Node(RepairMixin, ReportMixin):
         """Store many small objects in one local commit and replicate them in batches."""
         assert self.store is not None
         infos = await self.store.put_many(items, **meta)
-        roots = [ContentId.parse(i.id) for i in infos]
-        await self.replicate_blocks(await self.store.dag_blocks_many(roots))
+        await self._replicate_roots([ContentId.parse(i.id) for i in infos])
         return [i.to_json() for i in infos]
 
     async def _read_roots(self, roots: list[ContentId]) -> list[bytes]:
@@ -502,25 +492,7 @@ class Node(RepairMixin, ReportMixin):
 
     async def get_many(self, ids: list[str]) -> list[bytes]:
         """Read many (small) files, fetching what is not local in batches."""
-        assert self.store is not None
-        roots = [ContentId.parse(i) for i in ids]
-        await self.fetch_dags(roots)
-        data = await self.store.get_many(roots)
-        await self.trim_cache()
-        return data
-
-    async def _push(self, peer: dht.PeerInfo, cid: ContentId, data: bytes) -> bool:
-        assert self.endpoint is not None and self.planner is not None
-        try:
-            await self.endpoint.request(
-                addr(peer), bx.Kind.PUT, bx.encode_put(cid, data), BLOCK_TIMEOUT
-            )
-        except HashmeshError as exc:
-            log.info("push of %s to %s failed: %s", cid, peer.node_id.short(), exc)
-            self._mark_down(peer)
-            return False
-        self.planner.confirm_holder(cid.digest, peer.id)
-        return True
+        return await self._read_roots([ContentId.parse(i) for i in ids])
 
     # ------------------------------------------------------------------ reading
     async def fetch_dag(self, root: ContentId) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 from hashmesh.errors import HashmeshError
 from hashmesh.ids import ContentId
@@ -48,9 +47,7 @@ class RepairMixin:
                 by_target.setdefault(a.target, []).append(a.key)
             for target, keys in by_target.items():
                 made += await self._repair_target(target, keys)
-        if made:
-            self.repaired_blocks += made
-            self.last_repair_done = time.time()
+        self.repaired_blocks += made
         return made
 
     async def _repair_target(self, target: bytes, keys: list[bytes]) -> int:

@@ -34,6 +34,11 @@ class ReportMixin:
             "under_replicated": self.planner.under_replicated(),
             "repair_backlog": self.planner.backlog,
             "repaired_blocks": self.repaired_blocks,
+            "dht_messages": {
+                "received": self.driver.received,
+                "sent": self.driver.sent,
+                "dropped": self.driver.dropped,
+            },
             "cache_bytes": self._cache_bytes,
         }
 

@@ -68,7 +68,6 @@ class RemoteStore:
         return [_info(d) for d in await self._c.call("ls", limit=limit)]
 
     async def search(self, query: str = "", **filters: Any) -> list[FileInfo]:
-        filters["content_type"] = filters.get("content_type")
         return [_info(d) for d in await self._c.call("search", query=query, **filters)]
 
     async def verify(self, id: str | None = None) -> VerifyReport:

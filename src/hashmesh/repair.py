@@ -125,10 +125,6 @@ class Planner:
             if t not in live_holders
         ]
 
-    def health(self, key: bytes) -> int:
-        """How many live nodes are known to hold ``key``."""
-        return len(self._holders.get(key, set()) & self._live)
-
     def under_replicated(self) -> int:
         """Keys known to have fewer live holders than the replication factor."""
         want = min(self.replication, len(self._live))
@@ -137,10 +133,6 @@ class Planner:
     @property
     def backlog(self) -> int:
         return len(self._dirty)
-
-    @property
-    def live(self) -> frozenset[bytes]:
-        return frozenset(self._live)
 
 
 __all__ = ["Planner", "Replicate"]

@@ -35,6 +35,8 @@ import pytest
 from tests.integration.netutil import cli_bytes, ctl, wait_for
 from tests.netns.harness import Network, run
 
+from hashmesh.devnet import node_command
+
 HOSTS = 6
 SPLIT = HOSTS // 2
 PORT = 7400
@@ -56,24 +58,9 @@ class Cluster:
         repo = self.repos[i]
         repo.mkdir(parents=True, exist_ok=True)
         (repo / "config.toml").write_text(CONFIG)
-        argv = [
-            *self.net.prefix(i),
-            sys.executable,
-            "-m",
-            "hashmesh",
-            "node",
-            "start",
-            "--repo",
-            str(repo),
-            "--listen",
-            f"{self.net.address(i)}:{PORT}",
-            "--replication",
-            "2",
-            "--write-quorum",
-            "2",
-        ]
-        if i:
-            argv += ["--bootstrap", f"{self.net.address(0)}:{PORT}"]
+        seed = f"{self.net.address(0)}:{PORT}" if i else None
+        listen = f"{self.net.address(i)}:{PORT}"
+        argv = [*self.net.prefix(i), *node_command(repo, listen, 2, seed, "--write-quorum", "2")]
         with open(repo / "node.log", "ab") as log:
             self.procs[i] = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL

@@ -3,7 +3,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hashmesh.placement import closest, is_responsible, targets
+from hashmesh.placement import closest, closest_by
 from hashmesh.repair import Planner, Replicate
 
 
@@ -16,9 +16,8 @@ def test_closest_orders_by_xor() -> None:
     key = bytes(32)
     a, b, c = bytes(31) + b"\x01", bytes(31) + b"\x04", b"\x80" + bytes(31)
     assert closest(key, [c, b, a, a], 2) == [a, b]
-    assert is_responsible(a, key, [b, c], 1)
-    assert not is_responsible(c, key, [a, b], 2)
-    assert targets(key, [c, b, a], 3) == [a, b, c]
+    items = [("c", c), ("b", b), ("a", a), ("a2", a)]
+    assert closest_by(key, items, lambda it: it[1], 2) == [("a", a), ("b", b)]
 
 
 def test_death_of_a_holder_makes_only_the_leader_act() -> None:

@@ -303,30 +303,27 @@ def _simple(verb: str, method: str) -> Callable[..., None]:
     return command
 
 
-def gc(ctx: typer.Context, json_out: JsonOpt = False, repo: RepoOpt = None) -> None:
-    """Drop expired files, then blocks no file or pin references."""
+def _report(ctx: typer.Context, repo: Path | None, method: str, json_out: bool, view: Any) -> None:
+    """Run ``store.<method>()`` and print its report as JSON or with ``view``."""
 
     async def go(store: Store) -> Any:
-        return await store.gc()
+        return await getattr(store, method)()
 
     report = _with_store(ctx, repo, go)
     if json_out:
         render.print_json(report.to_json())
     else:
-        render.gc_view(report)
+        view(report)
+
+
+def gc(ctx: typer.Context, json_out: JsonOpt = False, repo: RepoOpt = None) -> None:
+    """Drop expired files, then blocks no file or pin references."""
+    _report(ctx, repo, "gc", json_out, render.gc_view)
 
 
 def stats(ctx: typer.Context, json_out: JsonOpt = False, repo: RepoOpt = None) -> None:
     """Counts, sizes, dedup and compression savings, capacity."""
-
-    async def go(store: Store) -> Any:
-        return await store.stats()
-
-    s = _with_store(ctx, repo, go)
-    if json_out:
-        render.print_json(s.to_json())
-    else:
-        render.stats_view(s)
+    _report(ctx, repo, "stats", json_out, render.stats_view)
 
 
 def register(app: typer.Typer) -> None:

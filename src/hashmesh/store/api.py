@@ -113,6 +113,22 @@ class Store:
 
     # -- puts --------------------------------------------------------------------
 
+    async def _put_tree(
+        self,
+        put: Callable[..., FileInfo],
+        path: str | os.PathLike[str],
+        name: str | None,
+        tags: Iterable[str],
+        description: str,
+        ttl: float | None,
+        pin: bool,
+        progress: Progress,
+    ) -> FileInfo:
+        meta = puts.Meta.check(tags, description, ttl, pin)
+        return await self._run(
+            put, self._repo, Path(path).expanduser(), name, meta, self._threadsafe(progress)
+        )
+
     async def put_file(
         self,
         path: str | os.PathLike[str],
@@ -124,14 +140,9 @@ class Store:
         pin: bool = False,
         progress: Progress = None,
     ) -> FileInfo:
-        meta = puts.Meta.check(tags, description, ttl, pin)
-        return await self._run(
-            puts.put_file,
-            self._repo,
-            Path(path).expanduser(),
-            name,
-            meta,
-            self._threadsafe(progress),
+        """Store one file (streamed in bounded memory)."""
+        return await self._put_tree(
+            puts.put_file, path, name, tags, description, ttl, pin, progress
         )
 
     async def put_dir(
@@ -145,15 +156,8 @@ class Store:
         pin: bool = False,
         progress: Progress = None,
     ) -> FileInfo:
-        meta = puts.Meta.check(tags, description, ttl, pin)
-        return await self._run(
-            puts.put_dir,
-            self._repo,
-            Path(path).expanduser(),
-            name,
-            meta,
-            self._threadsafe(progress),
-        )
+        """Store a directory tree as a directory manifest of named entries."""
+        return await self._put_tree(puts.put_dir, path, name, tags, description, ttl, pin, progress)
 
     async def put_path(self, path: str | os.PathLike[str], **kwargs: Any) -> FileInfo:
         p = Path(path).expanduser()
