@@ -17,7 +17,10 @@ compare). Parts, in order:
      the batch APIs ``put_many`` / ``get_many``. Reads run on a second client node that
      joined after the puts, so it does not hold the data.
 3. **30-node devnet**: an in-process client node runs DHT lookups of random keys and
-   stores of 100-byte ``ValueRecord``s, sequentially and 50 in flight.
+   stores of 100-byte ``ValueRecord``s, sequentially and 50 in flight, then gets them
+   from a node that joined later; then the same three through the batched calls
+   (``lookup_many``, ``put_many``, ``get_many``, ``--dht-batch`` keys per call, one call
+   in flight), counted per key.
 4. **peers** (skip with ``--no-peers``): Tahoe-LAFS (``peers/tahoe.py``) and the PyPI
    ``kademlia`` library (``peers/kademlia_peer.py``), each in its own venv.
 
@@ -333,7 +336,60 @@ async def held(node: Node, ids: list[str]) -> int:
 
 
 # ------------------------------------------------------------------ DHT
-async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
+async def dht_batched(
+    net: Devnet, work: Path, client: Node, rnd: random.Random, calls: int, batch: int
+) -> dict[str, Any]:
+    """lookup_many / put_many (client) and get_many (a node joined after them), per key."""
+    res: dict[str, Any] = {"dht_batch": batch}
+    cd = client.driver
+    assert cd is not None
+    msgs: dict[str, list[int]] = {"lookup_many": [], "put_many": [], "get_many": []}
+    values = [[rnd.randbytes(100) for _ in range(batch)] for _ in range(calls)]
+
+    async def lookup_many(keys: list[bytes]) -> None:
+        done = await cd.lookup_many(keys, timeout=OP_TIMEOUT)
+        if any(not c for c in done.closest):
+            raise HashmeshError("lookup_many found no nodes for a key")
+        msgs["lookup_many"].append(done.messages)
+
+    async def put_many(vals: list[bytes]) -> None:
+        done = await cd.put_many([dht.ValueRecord.of(v) for v in vals], timeout=OP_TIMEOUT)
+        if min(done.stored_at) < 1:
+            raise HashmeshError("put_many: a record acknowledged by no node")
+        msgs["put_many"].append(done.messages)
+
+    async def get_many(vals: list[bytes]) -> None:
+        keys = [dht.ValueRecord.of(v).key for v in vals]
+        assert reader.driver is not None
+        done = await reader.driver.get_many(keys, timeout=OP_TIMEOUT)
+        got = [getattr(r, "value", None) for r in done.records]
+        if got != vals:
+            raise HashmeshError("get_many: missing or wrong values")
+        msgs["get_many"].append(done.messages)
+
+    keys = [[rnd.randbytes(32) for _ in range(batch)] for _ in range(calls)]
+    reader = client
+    try:
+        for name, fn, args in (
+            ("lookup_many", lookup_many, keys),
+            ("put_many", put_many, values),
+            ("get_many", get_many, values),
+        ):
+            if name == "get_many":  # a node that joined after the stores holds no copy
+                reader = await client_node(work, net.nodes[0].address, "client-dht-r2")
+                res["dht_get_many_reader_held"] = len(reader.driver.protocol.records)  # type: ignore[union-attr]
+            t = await run_concurrent(fn, args, 1, weight=batch)
+            add_timed(res, f"dht_{name}", t)
+            per_key = sum(msgs[name]) / max(1, len(msgs[name]) * batch)
+            res[f"dht_{name}_requests_per_key"] = per_key
+            log(f"DHT {name}: {t.rate():.0f} keys/s, {t.failures} failed calls")
+    finally:
+        if reader is not client:
+            await stop_nodes([reader])
+    return res
+
+
+async def dht_rates(net: Devnet, work: Path, n_ops: int, batch: int) -> dict[str, Any]:
     rnd = random.Random(7)
     res: dict[str, Any] = {"dht_nodes": net.count, "dht_ops": n_ops}
     nodes: list[Node] = []
@@ -388,6 +444,7 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int) -> dict[str, Any]:
             log(f"DHT get c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms, {t.failures} failed")
         for op, counts in msgs.items():
             res[f"dht_{op}_messages_per_op"] = sum(counts) / max(1, len(counts))
+        res.update(await dht_batched(net, work, client, rnd, max(2, 4 * n_ops // batch), batch))
     finally:
         await stop_nodes(nodes)
     return res
@@ -431,7 +488,7 @@ def part_dht(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> None:
         240,
         lambda net: res.update(
             {f"net{net.count}_idle_cores": idle_cores()},
-            **run_loop(dht_rates(net, work, args.dht_ops)),
+            **run_loop(dht_rates(net, work, args.dht_ops, args.dht_batch)),
         ),
     )
 
@@ -470,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=256, help="put_many/get_many batch size")
     ap.add_argument("--dht-nodes", type=int, default=30)
     ap.add_argument("--dht-ops", type=int, default=None, help="DHT ops per level")
+    ap.add_argument("--dht-batch", type=int, default=500, help="keys per batched DHT call")
     ap.add_argument("--no-peers", action="store_true", help="skip Tahoe and kademlia")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: net,dht")
     ap.add_argument("--dir", default=None, help="work directory (default: a temp dir)")

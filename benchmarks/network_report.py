@@ -87,6 +87,14 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
         if f"dht_{op}_messages_per_op" in res:
             v = g(f"dht_{op}_messages_per_op")
             rows.append((f"  DHT messages per {op}", v, "msgs", "", None))
+    for op in ("lookup_many", "put_many", "get_many"):
+        key = f"dht_{op}"
+        if f"{key}_per_s" in res:
+            label = f"DHT {op}, {g('dht_batch')} keys per call"
+            rows.append((label, g(f"{key}_per_s"), "keys/s", "", None))
+            rows.append(("  requests per key", g(f"{key}_requests_per_key"), "msgs", "", None))
+            cpu = g(f"{key}_cpu_ms_per_op")
+            rows.append(("  CPU per key, all our processes", cpu, "ms", "", None))
     if t:
         rows += [
             ("Tahoe fastest upload", tahoe_up, "MB/s", "", None),
@@ -138,6 +146,15 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
             rows.append((f"lookup / kademlia remote get (c{c})", v, "x", ">= 5", at_least(v, 5)))
             v = ratio(g(f"dht_get_c{c}_per_s"), k.get(f"kademlia_remote_get_per_s_c{c}"))
             rows.append((f"DHT get / kademlia remote get (c{c})", v, "x", "", None))
+        best_set = max(k.get(f"kademlia_set_per_s_c{c}") or 0 for c in (1, 50))
+        best_get = max(k.get(f"kademlia_remote_get_per_s_c{c}") or 0 for c in (1, 50))
+        for label, ours, theirs, goal in (
+            ("DHT put_many / kademlia best set", "dht_put_many_per_s", best_set, 50),
+            ("DHT get_many / kademlia best remote get", "dht_get_many_per_s", best_get, 5),
+            ("DHT lookup_many / kademlia best remote get", "dht_lookup_many_per_s", best_get, 5),
+        ):
+            v = ratio(g(ours), theirs)
+            rows.append((label, v, "x", f">= {goal}", at_least(v, goal)))
     return rows
 
 

@@ -132,7 +132,10 @@ class Node(RepairMixin, ReportMixin):
                 Identity.load_or_create, self.repo, cfg.dht.puzzle_difficulty
             )
         self.endpoint = Endpoint(
-            self._identity, self._handle, TransportConfig.from_node(cfg.node, cfg.dht)
+            self._identity,
+            self._handle,
+            TransportConfig.from_node(cfg.node, cfg.dht),
+            on_message=self._on_message,
         )
         host, port = parse_address(cfg.node.listen)
         host, port = await self.endpoint.listen(host, port)
@@ -289,6 +292,13 @@ class Node(RepairMixin, ReportMixin):
         return closest_by(key, candidates, lambda p: p.id, count)
 
     # ------------------------------------------------------------------ serving
+    def _on_message(self, peer: PeerIdentity, kind: int, body: bytes) -> bool:
+        """One-way DHT messages go to the driver at once (no task each)."""
+        if kind != bx.Kind.DHT or self.driver is None:
+            return False
+        self.driver.on_message(peer, body)
+        return True
+
     async def _handle(self, peer: PeerIdentity, kind: int, body: bytes) -> Any:
         assert self.store is not None
         if kind == bx.Kind.DHT:

@@ -165,3 +165,25 @@ async def test_health_checks_in_a_network_larger_than_k(tmp_path) -> None:
         assert await nodes[5].read(res["file"]["id"]) == data
     finally:
         await stop_all(nodes)
+
+
+async def test_batched_dht_calls_over_tls(tmp_path) -> None:
+    """put_many / get_many / lookup_many between real nodes, with one node gone."""
+    from hashmesh import dht
+
+    nodes = await start_net(tmp_path, 6)
+    try:
+        records = [dht.ValueRecord.of(os.urandom(80)) for _ in range(300)]
+        done = await nodes[0].driver.put_many(records)
+        assert len(done.stored_at) == 300 and min(done.stored_at) >= 3
+        assert done.messages < 300  # batched: far fewer requests than records
+        await nodes[1].stop(graceful=False)  # a holder of most records goes away
+        keys = [r.key for r in records] + [os.urandom(32)]
+        got = await nodes[5].driver.get_many(keys, timeout=20)
+        assert got.records[:-1] == records and got.records[-1] is None
+        found = await nodes[4].driver.lookup_many(keys[:50], timeout=20)
+        live = {n.node_id.value for n in nodes if n is not nodes[1] and n is not nodes[4]}
+        for closest in found.closest:
+            assert {p.node_id.value for p in closest} == live
+    finally:
+        await stop_all([n for n in nodes if n is not nodes[1]])

@@ -348,6 +348,35 @@ async def test_one_way_message() -> None:
         assert svc.notes == [b"hello"]
 
 
+async def test_synchronous_message_handler_and_send_nowait() -> None:
+    """on_message takes one-way messages first (False passes them on); send_nowait only
+    sends on an open connection."""
+    seen: list[tuple[int, bytes]] = []
+
+    def on_message(peer: PeerIdentity, kind: int, body: bytes) -> bool:
+        seen.append((kind, body))
+        return kind == NOTE + 1
+
+    svc = Service()
+    async with Endpoint(ident(1), svc, TransportConfig(**FAST), on_message=on_message) as srv:
+        host, port = await srv.listen("127.0.0.1", 0)
+        addr = PeerAddress(srv.node_id, host, port)
+        async with client() as cli:
+            assert not cli.send_nowait(addr, NOTE + 1, b"no connection yet")
+            await cli.connect(addr)
+            for i in range(50):
+                assert cli.send_nowait(addr, NOTE + 1, b"%d" % i)
+            assert cli.send_nowait(addr, NOTE, b"to the async handler")
+            await cli.request(addr, ECHO, b"sync")  # frames arrive in order
+            for _ in range(100):
+                if svc.notes:
+                    break
+                await asyncio.sleep(0.01)
+    assert seen[:50] == [(NOTE + 1, b"%d" % i) for i in range(50)]
+    assert seen[50] == (NOTE, b"to the async handler")
+    assert svc.notes == [b"to the async handler"]
+
+
 # ---------------------------------------------------------------------------- pool
 
 

@@ -24,10 +24,13 @@ from typing import Any
 import msgpack
 
 from hashmesh.dht.messages import (
+    MAX_BATCH_KEYS,
     MAX_BATCH_RECORDS,
     AddProvider,
+    FindMany,
     FindNode,
     FindValue,
+    FoundMany,
     GetProviders,
     Message,
     Nodes,
@@ -49,6 +52,7 @@ VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_PEERS = 32
 MAX_PROVIDERS = 32
+MAX_TABLE_PEERS = 512  # the shared peer table of one FoundMany
 MAX_HOST_CHARS = 253
 MAX_REASON_CHARS = 256
 _U64 = (1 << 64) - 1
@@ -67,6 +71,8 @@ TYPE_CODES: dict[type, int] = {
     GetProviders: 10,
     Providers: 11,
     StoreMany: 12,
+    FindMany: 13,
+    FoundMany: 14,
 }
 _REC_VALUE, _REC_SIGNED = 1, 2
 
@@ -118,6 +124,10 @@ def _fields(m: Message) -> list[Any]:
         return [[[_record(r), float(ttl)] for r, ttl in m.items]]
     if isinstance(m, AddProvider):
         return [m.key, _peer(m.provider), float(m.expires)]
+    if isinstance(m, FindMany):
+        return [list(m.keys), bool(m.want_values)]
+    if isinstance(m, FoundMany):
+        return [_peers(m.peers), [[_record(r), list(ix)] for r, ix in m.entries]]
     return [_peers(m.providers), _peers(m.peers)]
 
 
@@ -301,6 +311,34 @@ def _d_providers(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     return Providers(rpc, sender, provs, _read_peers(f[1], "peers", MAX_PEERS))
 
 
+def _d_find_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    raw = f[0]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_KEYS:
+        raise DecodeError(f"keys: expected a list of 1..{MAX_BATCH_KEYS}")
+    if type(f[1]) is not bool:
+        raise DecodeError("want_values: expected a boolean")
+    return FindMany(rpc, sender, tuple(_bin(k, "key", 32) for k in raw), f[1])
+
+
+def _d_found_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    peers = _read_peers(f[0], "peers", MAX_TABLE_PEERS)
+    raw = f[1]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_KEYS:
+        raise DecodeError(f"entries: expected a list of 1..{MAX_BATCH_KEYS}")
+    n = len(peers)
+    entries = []
+    for item in raw:
+        _list(item, "entry", 2)
+        idx = _list(item[1], "entry.peers", max_len=MAX_PEERS)
+        for i in idx:  # inline: this is the hot loop of a big answer
+            if type(i) is not int or not 0 <= i < n:
+                raise DecodeError(f"peer index: expected an integer in 0..{n - 1}")
+        entries.append((_read_record(item[0]), tuple(idx)))
+    return FoundMany(rpc, sender, peers, tuple(entries))
+
+
 _DECODERS: dict[int, Callable[[int, PeerInfo, list[Any]], Message]] = {
     1: _d_empty(Ping),
     2: _d_empty(Pong),
@@ -314,6 +352,8 @@ _DECODERS: dict[int, Callable[[int, PeerInfo, list[Any]], Message]] = {
     10: _d_key(GetProviders),
     11: _d_providers,
     12: _d_store_many,
+    13: _d_find_many,
+    14: _d_found_many,
 }
 
 
@@ -331,7 +371,7 @@ def decode(data: bytes) -> Message:
             strict_map_key=True,
             max_str_len=MAX_MESSAGE_BYTES,
             max_bin_len=MAX_MESSAGE_BYTES,
-            max_array_len=MAX_PEERS * 2 + 8,
+            max_array_len=MAX_TABLE_PEERS,
             max_map_len=0,
             max_ext_len=0,
         )
@@ -355,6 +395,7 @@ __all__ = [
     "MAX_PEERS",
     "MAX_PROVIDERS",
     "MAX_REASON_CHARS",
+    "MAX_TABLE_PEERS",
     "TYPE_CODES",
     "VERSION",
     "decode",

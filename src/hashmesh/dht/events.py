@@ -1,7 +1,8 @@
 """Events the DHT core reports to its driver (popped with ``Protocol.next_event()``).
 
 Each API call (``bootstrap``, ``lookup``, ``put``, ``get``, ``provide``,
-``find_providers``) returns an operation id ``op``; exactly one event with that
+``find_providers``, and the batched ``lookup_many``, ``get_many``, ``put_many``)
+returns an operation id ``op``; exactly one event with that
 ``op`` reports its result. ``hops`` is the depth, in the lookup's discovery
 tree, of the node that gave the result (peers from the own routing table are
 depth 1); ``messages`` counts the requests the operation sent.
@@ -63,14 +64,54 @@ class ProvidersFound:
     messages: int = 0
 
 
-Event = BootstrapDone | LookupDone | PutDone | GetDone | ProvideDone | ProvidersFound
+@dataclass(frozen=True, slots=True)
+class LookupManyDone:
+    """The k closest peers of each key, in the order the keys were given."""
+
+    op: int
+    closest: list[list[PeerInfo]]
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GetManyDone:
+    """The record found under each key (None where none was found), in key order."""
+
+    op: int
+    records: list[Record | None]
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PutManyDone:
+    """How many peers acknowledged each record, in the order the records were given."""
+
+    op: int
+    stored_at: list[int]
+    messages: int = 0
+
+
+Event = (
+    BootstrapDone
+    | LookupDone
+    | PutDone
+    | GetDone
+    | ProvideDone
+    | ProvidersFound
+    | LookupManyDone
+    | GetManyDone
+    | PutManyDone
+)
 
 __all__ = [
     "BootstrapDone",
     "Event",
     "GetDone",
+    "GetManyDone",
     "LookupDone",
+    "LookupManyDone",
     "ProvideDone",
     "ProvidersFound",
     "PutDone",
+    "PutManyDone",
 ]

@@ -20,7 +20,6 @@ Invariants
 
 from __future__ import annotations
 
-from bisect import insort
 from collections.abc import Iterable, Sequence
 
 from hashmesh.dht.messages import PeerInfo
@@ -82,14 +81,18 @@ class Lookup:
         self.messages = 0
         for i, peer in enumerate(seeds):
             self._add(peer, 1, i % n)
+        for cands in self._paths:
+            cands.sort(key=_dist_of)
 
-    def _add(self, peer: PeerInfo, depth: int, path: int) -> None:
+    def _add(self, peer: PeerInfo, depth: int, path: int) -> bool:
+        """Append a new candidate (unsorted: the caller sorts the path afterwards)."""
         nid = peer.node_id.value
         if nid in self._by_id or nid == self._exclude:
-            return
+            return False
         c = Candidate(peer, int.from_bytes(nid, "big") ^ self._t, depth, path)
         self._by_id[nid] = c
-        insort(self._paths[path], c, key=_dist_of)
+        self._paths[path].append(c)
+        return True
 
     def next_queries(self) -> list[PeerInfo]:
         """Peers to query now (marked in flight); counted in :attr:`messages`."""
@@ -125,8 +128,11 @@ class Lookup:
             self._inflight[c.path] -= 1
         c.state = DONE
         depth = c.depth + 1
+        added = False
         for peer in peers:
-            self._add(peer, depth, c.path)
+            added = self._add(peer, depth, c.path) or added
+        if added:  # one sort of a mostly sorted list beats an insort per peer
+            self._paths[c.path].sort(key=_dist_of)
 
     def on_failure(self, node_id: bytes) -> None:
         c = self._by_id.get(node_id)
@@ -135,6 +141,13 @@ class Lookup:
         if c.state == INFLIGHT:
             self._inflight[c.path] -= 1
         c.state = FAILED
+
+    def requeue(self, node_id: bytes) -> None:
+        """An in-flight query to ``node_id`` went unanswered without failing: ask again."""
+        c = self._by_id.get(node_id)
+        if c is not None and c.state == INFLIGHT:
+            self._inflight[c.path] -= 1
+            c.state = NEW
 
     def is_pending(self, node_id: bytes) -> bool:
         c = self._by_id.get(node_id)
@@ -165,6 +178,10 @@ class Lookup:
         out = [c for c in self._by_id.values() if c.state == DONE]
         out.sort(key=_dist_of)
         return out
+
+    def known(self) -> list[Candidate]:
+        """Every candidate not known to have failed (answered or only heard of)."""
+        return [c for c in self._by_id.values() if c.state != FAILED]
 
     def closest(self) -> list[PeerInfo]:
         """The best ``k`` answered peers over all paths, closest first."""

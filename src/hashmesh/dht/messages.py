@@ -13,6 +13,7 @@ Requests and their one legal response type::
     StoreMany     -> StoreAck    (a holder's republish batch)
     AddProvider   -> StoreAck
     GetProviders  -> Providers
+    FindMany      -> FoundMany   (many keys' closest peers, and records if asked)
 
 Constructors do not validate (they are hot in the simulator); the codec checks
 every field of bytes from the wire, and :func:`peer_id_ok` checks a contact's id.
@@ -104,7 +105,7 @@ class Store:
     ttl: float = 0.0
 
 
-MAX_BATCH_RECORDS = 64  # records in one StoreMany (the codec's message cap still applies)
+MAX_BATCH_RECORDS = 256  # records in one StoreMany (the codec's message cap still applies)
 BATCH_VALUE_BYTES = 40 * 1024  # value bytes a republisher packs into one StoreMany
 
 
@@ -121,6 +122,23 @@ class StoreMany:
     rpc_id: int
     sender: PeerInfo
     items: tuple[tuple[Record, float], ...]
+
+
+MAX_BATCH_KEYS = 128  # keys in one FindMany
+
+
+@dataclass(frozen=True, slots=True)
+class FindMany:
+    """FindNode (or, with ``want_values``, FindValue) for up to MAX_BATCH_KEYS keys at once.
+
+    Batched lookups send one of these per peer and round instead of one request per
+    key: many keys in one region share their closest peers.
+    """
+
+    rpc_id: int
+    sender: PeerInfo
+    keys: tuple[bytes, ...]
+    want_values: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +194,22 @@ class StoreAck:
 
 
 @dataclass(frozen=True, slots=True)
+class FoundMany:
+    """Answer to FindMany, for a prefix of its keys (at least one).
+
+    ``peers`` is a table shared by all answers; ``entries[i]`` answers ``keys[i]`` with
+    the record if one was asked for and is held, else with the indices (into ``peers``)
+    of the closest peers known. Keys past ``len(entries)`` did not fit in one message:
+    the requester asks again.
+    """
+
+    rpc_id: int
+    sender: PeerInfo
+    peers: tuple[PeerInfo, ...]
+    entries: tuple[tuple[Record | None, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Providers:
     rpc_id: int
     sender: PeerInfo
@@ -183,8 +217,8 @@ class Providers:
     peers: tuple[PeerInfo, ...]
 
 
-Request = Ping | FindNode | FindValue | Store | StoreMany | AddProvider | GetProviders
-Response = Pong | Nodes | Value | StoreAck | Providers
+Request = Ping | FindNode | FindValue | Store | StoreMany | AddProvider | GetProviders | FindMany
+Response = Pong | Nodes | Value | StoreAck | Providers | FoundMany
 Message = Request | Response
 
 REQUEST_TYPES: tuple[type, ...] = (
@@ -195,8 +229,9 @@ REQUEST_TYPES: tuple[type, ...] = (
     StoreMany,
     AddProvider,
     GetProviders,
+    FindMany,
 )
-RESPONSE_TYPES: tuple[type, ...] = (Pong, Nodes, Value, StoreAck, Providers)
+RESPONSE_TYPES: tuple[type, ...] = (Pong, Nodes, Value, StoreAck, Providers, FoundMany)
 
 #: The one legal response type of each request type.
 RESPONSE_FOR: dict[type, type] = {
@@ -207,17 +242,21 @@ RESPONSE_FOR: dict[type, type] = {
     StoreMany: StoreAck,
     AddProvider: StoreAck,
     GetProviders: Providers,
+    FindMany: FoundMany,
 }
 
 __all__ = [
     "BATCH_VALUE_BYTES",
+    "MAX_BATCH_KEYS",
     "MAX_BATCH_RECORDS",
     "REQUEST_TYPES",
     "RESPONSE_FOR",
     "RESPONSE_TYPES",
     "AddProvider",
+    "FindMany",
     "FindNode",
     "FindValue",
+    "FoundMany",
     "GetProviders",
     "Message",
     "Nodes",

@@ -16,6 +16,9 @@ Invariants
 - Each public API call returns an op id and later yields exactly one event with it.
 - Republishing by holders does one lookup per keyspace region (keys sharing a prefix as long as
   our own neighbourhood's), and skips keys a peer re-stored to us within the last interval.
+- Batched calls (``lookup_many``, ``get_many``, ``put_many``) run one lookup per key, but send
+  each step's queries to a peer as one ``FindMany`` and each peer's records as ``StoreMany``
+  requests; their answers are credited only to the keys they were asked for.
 """
 
 from __future__ import annotations
@@ -23,19 +26,23 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from hashmesh.config import DhtConfig
 from hashmesh.dht import events as ev
-from hashmesh.dht.codec import MAX_PEERS, MAX_PROVIDERS
+from hashmesh.dht.batch import BatchLookup
+from hashmesh.dht.codec import MAX_MESSAGE_BYTES, MAX_PEERS, MAX_PROVIDERS, MAX_TABLE_PEERS
 from hashmesh.dht.lookup import Lookup
 from hashmesh.dht.messages import (
     BATCH_VALUE_BYTES,
     MAX_BATCH_RECORDS,
     RESPONSE_FOR,
     AddProvider,
+    FindMany,
     FindNode,
     FindValue,
+    FoundMany,
     GetProviders,
     Message,
     Nodes,
@@ -57,14 +64,47 @@ from hashmesh.ids import NodeId
 
 MAX_PEERS_PER_RESPONSE = MAX_PEERS
 _U64 = (1 << 64) - 1
+# What one FoundMany may fill (estimated msgpack bytes), leaving room for its envelope.
+_FOUND_MANY_BUDGET = MAX_MESSAGE_BYTES - 4096
 
 # Operation purposes.
-LOOKUP, BOOTSTRAP, REFRESH, GET, PUT, PROVIDE, FIND_PROVIDERS, REPUBLISH, ACKS = range(9)
+(
+    LOOKUP,
+    BOOTSTRAP,
+    REFRESH,
+    GET,
+    PUT,
+    PROVIDE,
+    FIND_PROVIDERS,
+    REPUBLISH,
+    ACKS,
+    LOOKUP_MANY,
+    GET_MANY,
+    PUT_MANY,
+) = range(12)
 _QUERY = {GET: FindValue, FIND_PROVIDERS: GetProviders}
+_T = TypeVar("_T")
 
 
 class _Op:
-    __slots__ = ("found", "keys", "lookup", "op", "public", "purpose", "record", "waiting")
+    __slots__ = (
+        "batch",
+        "dirty",
+        "found",
+        "items",
+        "keys",
+        "lookup",
+        "op",
+        "parts",
+        "public",
+        "purpose",
+        "record",
+        "region_of",
+        "round_size",
+        "sent",
+        "stored",
+        "waiting",
+    )
 
     def __init__(self, op: int, purpose: int, public: bool) -> None:
         self.op = op
@@ -75,16 +115,45 @@ class _Op:
         self.keys: list[bytes] | None = None
         self.found: dict[bytes, PeerInfo] | None = None
         self.waiting = 0  # outstanding acks (store phase)
+        # batched calls
+        self.batch: BatchLookup | None = None
+        self.items: list[Record] = []  # put_many's records
+        self.parts: dict[int, list[int]] = {}  # request rpc id -> the key indices it carries
+        self.stored: list[int] = []  # put_many: acknowledgements per record
+        self.region_of: list[int] = []  # put_many: each record's region (its lookup)
+        self.sent = 0  # requests sent
+        self.dirty: set[int] = set()  # keys answered since the batch last sent queries
+        self.round_size = 0  # queries the batch had in flight when it last sent
 
 
 class _Rpc:
-    __slots__ = ("deadline", "op", "peer", "request")
+    __slots__ = ("deadline", "op", "peer", "request", "rid")
 
-    def __init__(self, peer: PeerInfo, request: type, op: int, deadline: float) -> None:
+    def __init__(self, peer: PeerInfo, request: type, op: int, deadline: float, rid: int) -> None:
         self.peer = peer
         self.request = request
         self.op = op  # 0: an eviction ping
         self.deadline = deadline
+        self.rid = rid
+
+
+def _value_bytes(record: Record) -> int:
+    return len(getattr(record, "value", b"")) + len(getattr(record, "salt", b""))
+
+
+def _store_batches(items: Sequence[_T], record_of: Callable[[_T], Record]) -> Iterator[list[_T]]:
+    """Split ``items`` into StoreMany-sized runs (by count and by value bytes)."""
+    batch: list[_T] = []
+    size = 0
+    for item in items:
+        n = _value_bytes(record_of(item)) + 256
+        if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > BATCH_VALUE_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += n
+    if batch:
+        yield batch
 
 
 class Protocol:
@@ -257,6 +326,43 @@ class Protocol:
         op = self._begin(FIND_PROVIDERS, key, now, public=True, found=True)
         return op.op
 
+    def lookup_many(self, keys: Sequence[bytes], now: float) -> int:
+        """Find the k closest peers of each key, queries merged -> :class:`LookupManyDone`."""
+        self._start(now)
+        return self._begin_batch(LOOKUP_MANY, keys, now).op
+
+    def get_many(self, keys: Sequence[bytes], now: float) -> int:
+        """Find a valid record under each key (local copies first) -> :class:`GetManyDone`."""
+        self._start(now)
+        op = self._begin_batch(GET_MANY, keys, now, local=True)
+        return op.op
+
+    def put_many(self, records: Sequence[Record], now: float) -> int:
+        """Store each record at its k closest peers, as StoreMany batches -> :class:`PutManyDone`.
+
+        Like republishing, one lookup per keyspace region (records whose keys share a
+        prefix as long as our own neighbourhood's) finds the peers; each record goes to
+        its k closest among the live peers that region's lookup heard of.
+        RecordError (before anything is sent) if any record is invalid.
+        """
+        for record in records:
+            validate(record, now)
+        self._start(now)
+        for record in records:
+            self._originated[record.key] = record
+        bits = self._region_bits()
+        regions: dict[int, int] = {}
+        targets: list[bytes] = []
+        region_of: list[int] = []
+        for record in records:
+            prefix = int.from_bytes(record.key, "big") >> (256 - bits)
+            if prefix not in regions:
+                regions[prefix] = len(targets)
+                targets.append(record.key)
+            region_of.append(regions[prefix])
+        op = self._begin_batch(PUT_MANY, targets, now, items=records, region_of=region_of)
+        return op.op
+
     def make_signed(self, salt: bytes, seq: int, value: bytes, now: float) -> SignedRecord:
         """A record signed with our key, expiring ``record_ttl`` from ``now`` (needs ``sign``)."""
         if self.sign is None:
@@ -316,6 +422,37 @@ class Protocol:
             except RecordError as exc:
                 refused = refused or str(exc)
         return StoreAck(m.rpc_id, self.me, not refused, refused)
+
+    def _on_find_many(self, sender: PeerInfo, m: FindMany, now: float) -> Message:
+        """Answer as many keys (in order) as fit one message; the requester re-asks the rest."""
+        rt, records = self.routing_table, self.records
+        exclude = sender.node_id.value
+        table: list[PeerInfo] = []
+        index: dict[bytes, int] = {}
+        entries: list[tuple[Record | None, tuple[int, ...]]] = []
+        used = 0
+        for key in m.keys:
+            rec = records.get(key, now) if m.want_values else None
+            if rec is not None:
+                cost = _value_bytes(rec) + 320
+                if entries and used + cost > _FOUND_MANY_BUDGET:
+                    break
+                entries.append((rec, ()))
+                used += cost
+                continue
+            near = rt.closest(key, self._resp_peers, exclude=exclude)
+            new = [p for p in near if p.node_id.value not in index]
+            cost = 8 + 3 * len(near) + sum(80 + len(p.host) for p in new)
+            if entries and (
+                used + cost > _FOUND_MANY_BUDGET or len(table) + len(new) > MAX_TABLE_PEERS
+            ):
+                break
+            for p in new:
+                index[p.node_id.value] = len(table)
+                table.append(p)
+            entries.append((None, tuple(index[p.node_id.value] for p in near)))
+            used += cost
+        return FoundMany(m.rpc_id, self.me, tuple(table), tuple(entries))
 
     def _on_add_provider(self, sender: PeerInfo, m: AddProvider, now: float) -> Message:
         if m.provider.public_key != sender.public_key or m.provider.node_id != sender.node_id:
@@ -393,7 +530,7 @@ class Protocol:
 
     def _request(self, peer: PeerInfo, msg: Message, op: int, now: float) -> None:
         deadline = now + self.config.request_timeout
-        self._pending[msg.rpc_id] = _Rpc(peer, type(msg), op, deadline)
+        self._pending[msg.rpc_id] = _Rpc(peer, type(msg), op, deadline, msg.rpc_id)
         heapq.heappush(self._timers, (deadline, msg.rpc_id))
         self._out.append((peer, msg))
 
@@ -416,6 +553,9 @@ class Protocol:
             return
         op = self._ops.get(rpc.op)
         if op is None:
+            return
+        if op.batch is not None:
+            self._on_batch_response(op, rpc, m, now)
             return
         nid = rpc.peer.node_id.value
         if op.lookup is not None and op.waiting == 0:
@@ -454,6 +594,9 @@ class Protocol:
             return
         op = self._ops.get(rpc.op)
         if op is None:
+            return
+        if op.batch is not None:
+            self._on_batch_response(op, rpc, None, now)
             return
         if rpc.request is Store or rpc.request is AddProvider:
             if op.waiting:
@@ -515,13 +658,18 @@ class Protocol:
             found = list((op.found or {}).values())
             self._events.append(ev.ProvidersFound(op.op, found, lk.hops(), lk.messages))
 
+    def _is_mine(self, key: bytes, closest: list[PeerInfo]) -> bool:
+        """True if we are among the k closest to ``key`` (``closest``: the others)."""
+        if len(closest) < self.config.k:
+            return True
+        t = int.from_bytes(key, "big")
+        mine = int.from_bytes(self.me.node_id.value, "big") ^ t
+        return mine < int.from_bytes(closest[-1].node_id.value, "big") ^ t
+
     def _store_phase(self, op: _Op, closest: list[PeerInfo], now: float) -> None:
         key = op.lookup.target  # type: ignore[union-attr]
         me = self.me
-        mine = len(closest) < self.config.k or (
-            int.from_bytes(me.node_id.value, "big") ^ int.from_bytes(key, "big")
-            < int.from_bytes(closest[-1].node_id.value, "big") ^ int.from_bytes(key, "big")
-        )
+        mine = self._is_mine(key, closest)
         op.found = {}
         if op.purpose == PUT:
             if op.record is None:
@@ -544,6 +692,136 @@ class Protocol:
                 self._request(peer, AddProvider(self._rpc_id(), me, key, me, exp), op.op, now)
         op.waiting = len(closest) + 1
         self._ack_done(op)  # the +1 makes an empty store phase finish at once
+
+    # --- batched calls ---------------------------------------------------------
+
+    def _begin_batch(
+        self,
+        purpose: int,
+        keys: Sequence[bytes],
+        now: float,
+        *,
+        local: bool = False,
+        items: Sequence[Record] = (),
+        region_of: list[int] | None = None,
+    ) -> _Op:
+        op = self._new_op(purpose, public=True)
+        op.items = list(items)
+        op.region_of = region_of or []
+        cfg, rt = self.config, self.routing_table
+        op.batch = batch = BatchLookup(
+            keys,
+            lambda key: rt.closest(key, cfg.k),
+            k=cfg.k,
+            # a value lookup ends at its first holder: asking many at once mostly repeats it
+            alpha=cfg.alpha if purpose == GET_MANY else cfg.batch_alpha,
+            exclude=self.me.node_id.value,
+            want_values=purpose == GET_MANY,
+        )
+        if local:
+            for i, key in enumerate(batch.keys):
+                rec = self.records.get(key, now)
+                if rec is not None:
+                    batch.finish(i, rec)
+        self._ops[op.op] = op
+        self._pump_batch(op, range(len(batch.keys)), now)
+        return op
+
+    def _pump_batch(self, op: _Op, indices: Sequence[int] | range, now: float) -> None:
+        batch = op.batch
+        if batch is None or op.waiting or self._ops.get(op.op) is not op:
+            return  # finished, or already storing
+        want = batch.want_values
+        for peer, idx in batch.next_queries(indices):
+            rid = self._rpc_id()
+            op.parts[rid] = idx
+            op.sent += 1
+            keys = tuple(batch.keys[i] for i in idx)
+            self._request(peer, FindMany(rid, self.me, keys, want), op.op, now)
+        op.round_size = len(op.parts)
+        if batch.finished:
+            self._batch_finished(op, now)
+
+    def _on_batch_response(self, op: _Op, rpc: _Rpc, m: Message | None, now: float) -> None:
+        """An answer (``m``) or a failure (``m`` None) of one of a batched call's requests."""
+        idx = op.parts.pop(rpc.rid, None)
+        batch = op.batch
+        if idx is None or batch is None:
+            return
+        if rpc.request is StoreMany:
+            if isinstance(m, StoreAck) and m.ok:
+                for i in idx:
+                    op.stored[i] += 1
+            self._batch_ack(op)
+            return
+        nid = rpc.peer.node_id.value
+        if isinstance(m, FoundMany):
+            batch.on_answer(nid, idx, m, lambda rec, key: self._record_ok(rec, key, now))
+        else:
+            batch.on_failure(nid, idx)
+        op.dirty.update(idx)
+        # Rounds: the keys' next queries go out together once most of this round's answers
+        # are in (so they merge into few requests); a straggler holds up only its own keys.
+        if batch.finished or len(op.parts) <= op.round_size // 4:
+            dirty = sorted(op.dirty)
+            op.dirty.clear()
+            self._pump_batch(op, dirty, now)
+
+    def _record_ok(self, record: Record, key: bytes, now: float) -> bool:
+        try:
+            validate(record, now, key)
+        except RecordError:
+            return False
+        return True
+
+    def _batch_finished(self, op: _Op, now: float) -> None:
+        batch = op.batch
+        assert batch is not None
+        if op.purpose == PUT_MANY:
+            self._put_many_store(op, batch, now)
+            return
+        del self._ops[op.op]
+        op.parts.clear()
+        if op.purpose == GET_MANY:
+            self._events.append(ev.GetManyDone(op.op, batch.records, op.sent))
+        else:
+            closest = [lk.closest() for lk in batch.lookups]
+            self._events.append(ev.LookupManyDone(op.op, closest, op.sent))
+
+    def _put_many_store(self, op: _Op, batch: BatchLookup, now: float) -> None:
+        records = op.items
+        op.stored = [0] * len(records)
+        op.parts.clear()  # late FindMany answers no longer matter
+        per_peer: dict[bytes, tuple[PeerInfo, list[int]]] = {}
+        k = self.config.k
+        pools = self._region_pools(batch.lookups)
+        for i, record in enumerate(records):
+            t = int.from_bytes(record.key, "big")
+            near = heapq.nsmallest(k, pools[op.region_of[i]], key=lambda e: e[0] ^ t)
+            closest = [peer for _, peer in near]
+            if self._is_mine(record.key, closest):
+                try:
+                    self.records.put(record, now, self.config.record_ttl, received=False)
+                except RecordError:
+                    pass
+            for peer in closest:
+                per_peer.setdefault(peer.node_id.value, (peer, []))[1].append(i)
+        op.waiting = 1  # released below, so an empty store phase ends at once
+        for peer, idx in per_peer.values():
+            for run in _store_batches(idx, records.__getitem__):
+                rid = self._rpc_id()
+                op.parts[rid] = run
+                op.waiting += 1
+                op.sent += 1
+                items = tuple((records[i], 0.0) for i in run)
+                self._request(peer, StoreMany(rid, self.me, items), op.op, now)
+        self._batch_ack(op)
+
+    def _batch_ack(self, op: _Op) -> None:
+        op.waiting -= 1
+        if op.waiting <= 0 and self._ops.get(op.op) is op:
+            del self._ops[op.op]
+            self._events.append(ev.PutManyDone(op.op, op.stored, op.sent))
 
     # --- maintenance ----------------------------------------------------------
 
@@ -596,39 +874,46 @@ class Protocol:
         for keys in regions.values():
             self._begin(REPUBLISH, keys[0], now, public=False, keys=keys)
 
+    def _region_pools(self, lookups: Sequence[Lookup]) -> list[list[tuple[int, PeerInfo]]]:
+        """For each region's lookup, the peers to choose its keys' k closest from.
+
+        A lookup only reaches its own target's neighbourhood, so the routing table's
+        peers in the same region (all of them when the network is one region) join the
+        live peers the lookup heard of. Entries are (id as int, peer).
+        """
+        shift = 256 - self._region_bits()
+        in_region: dict[int, list[PeerInfo]] = {}
+        for p in self.routing_table.peers():
+            in_region.setdefault(int.from_bytes(p.node_id.value, "big") >> shift, []).append(p)
+        pools = []
+        for lk in lookups:
+            pool = {c.peer.node_id.value: c.peer for c in lk.known()}
+            for p in in_region.get(int.from_bytes(lk.target, "big") >> shift, ()):
+                pool.setdefault(p.node_id.value, p)
+            pools.append([(int.from_bytes(nid, "big"), p) for nid, p in pool.items()])
+        return pools
+
     def _republish_region(self, op: _Op, closest: list[PeerInfo], now: float) -> None:
         lk = op.lookup
         if lk is None:
             return
-        pool = {c.peer.node_id.value: c.peer for c in lk.answered()}
+        pool = self._region_pools([lk])[0]
         k = self.config.k
         me = self.me.node_id.value
-        batches: dict[bytes, list[tuple[Record, float]]] = {}
+        batches: dict[bytes, tuple[PeerInfo, list[tuple[Record, float]]]] = {}
         for key in op.keys or ():
             rec = self.records.get(key, now)
             if rec is None:
                 continue
             ttl = self.records.remaining(key, now)
             t = int.from_bytes(key, "big")
-            cands = list(pool.values())
-            cands.sort(key=lambda p: int.from_bytes(p.node_id.value, "big") ^ t)
-            for peer in cands[:k]:
+            for _, peer in heapq.nsmallest(k, pool, key=lambda e: e[0] ^ t):
                 if peer.node_id.value != me:
-                    batches.setdefault(peer.node_id.value, []).append((rec, ttl))
+                    batches.setdefault(peer.node_id.value, (peer, []))[1].append((rec, ttl))
         # one StoreMany per peer (split by count and value bytes), not one Store per record
-        for nid, items in batches.items():
-            peer = pool[nid]
-            batch: list[tuple[Record, float]] = []
-            size = 0
-            for rec, ttl in items:
-                n = len(getattr(rec, "value", b"")) + 256
-                if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > BATCH_VALUE_BYTES):
-                    self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(batch))))
-                    batch, size = [], 0
-                batch.append((rec, ttl))
-                size += n
-            if batch:
-                self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(batch))))
+        for peer, items in batches.values():
+            for run in _store_batches(items, lambda item: item[0]):
+                self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(run))))
 
 
 _HANDLERS: dict[type, Callable[[Protocol, PeerInfo, Message, float], Message]] = {
@@ -639,6 +924,7 @@ _HANDLERS: dict[type, Callable[[Protocol, PeerInfo, Message, float], Message]] =
     StoreMany: Protocol._on_store_many,  # type: ignore[dict-item]
     AddProvider: Protocol._on_add_provider,  # type: ignore[dict-item]
     GetProviders: Protocol._on_get_providers,  # type: ignore[dict-item]
+    FindMany: Protocol._on_find_many,  # type: ignore[dict-item]
 }
 
 __all__ = ["MAX_PEERS_PER_RESPONSE", "Protocol"]

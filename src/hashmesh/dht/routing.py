@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import random
+from bisect import bisect_left, insort
 from collections.abc import Iterator
 from functools import lru_cache
 
@@ -97,6 +98,7 @@ class RoutingTable:
         "_buckets",
         "_cfg",
         "_failures",
+        "_made",
         "_me",
         "_me_int",
         "_size",
@@ -111,6 +113,7 @@ class RoutingTable:
         self._cfg = config
         self.k = config.k
         self._buckets: list[Bucket | None] = [None] * ID_BITS
+        self._made: list[int] = []  # indices of the buckets made so far, ascending
         self._failures: dict[bytes, int] = {}
         self._size = 0
 
@@ -162,24 +165,22 @@ class RoutingTable:
         t = int.from_bytes(target, "big")
         i = (self._me_int ^ t).bit_length() - 1
         buckets = self._buckets
+        made = self._made
         cands: list[PeerInfo] = []
-
-        def take(b: Bucket | None) -> None:
-            if b is not None:
-                if exclude is None:
-                    cands.extend(b.peers)
-                else:
-                    cands.extend(p for p in b.peers if p.node_id.value != exclude)
-
-        if i >= 0:
-            take(buckets[i])
-        if len(cands) < count:
-            for j in range(i - 1, -1, -1):  # one distance band: all or nothing
-                take(buckets[j])
-            j = i + 1
-            while len(cands) < count and j < ID_BITS:
-                take(buckets[j])
-                j += 1
+        need = count if exclude is None else count + 1  # the excluded one may be among them
+        if i >= 0 and buckets[i] is not None:
+            cands.extend(buckets[i].peers)  # type: ignore[union-attr]
+        if len(cands) < need:
+            split = bisect_left(made, i)
+            for j in made[:split]:  # the lower buckets: one distance band, all or nothing
+                cands.extend(buckets[j].peers)  # type: ignore[union-attr]
+            for j in made[split:]:
+                if len(cands) >= need:
+                    break
+                if j != i:
+                    cands.extend(buckets[j].peers)  # type: ignore[union-attr]
+        if exclude is not None:
+            cands = [p for p in cands if p.node_id.value != exclude]
         cands.sort(key=lambda p: int.from_bytes(p.node_id.value, "big") ^ t)
         return cands[:count]
 
@@ -199,7 +200,7 @@ class RoutingTable:
             return None
         b = self._buckets[i]
         if b is None:
-            b = self._buckets[i] = Bucket(now)
+            b = self._make_bucket(i, now)
         peers = b.peers
         j = _find(peers, nid)
         if j >= 0:
@@ -297,6 +298,11 @@ class RoutingTable:
             b.replacements = None
         return True
 
+    def _make_bucket(self, i: int, now: float) -> Bucket:
+        b = self._buckets[i] = Bucket(now)
+        insort(self._made, i)
+        return b
+
     # --- refresh ------------------------------------------------------------
 
     def touch_bucket(self, target: bytes, now: float) -> None:
@@ -305,7 +311,7 @@ class RoutingTable:
         if i >= 0:
             b = self._buckets[i]
             if b is None:
-                b = self._buckets[i] = Bucket(now)
+                b = self._make_bucket(i, now)
             b.last_active = now
 
     def stale_buckets(self, now: float) -> list[int]:
@@ -323,7 +329,7 @@ class RoutingTable:
         for i in range(low, ID_BITS):
             b = buckets[i]
             if b is None:
-                buckets[i] = Bucket(now)
+                self._make_bucket(i, now)
             elif now - b.last_active >= interval:
                 out.append(i)
         return out

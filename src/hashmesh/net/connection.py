@@ -55,6 +55,8 @@ log = logging.getLogger(__name__)
 Reply = bytes | AsyncIterable[bytes]
 Handler = Callable[[PeerIdentity, int, bytes], Awaitable[Reply]]
 Admit = Callable[[PeerIdentity], bool]
+# A synchronous one-way message handler: True if it handled the message (no task is made).
+MessageHandler = Callable[[PeerIdentity, int, bytes], bool]
 
 _HANDSHAKE_MAX_FRAME = 256
 _SMALL_WRITE = 64 * 1024
@@ -92,6 +94,7 @@ class Connection(asyncio.BufferedProtocol):
         admit: Admit | None = None,
         on_ready: Callable[[Connection], object] | None = None,
         on_closed: Callable[[Connection], None] | None = None,
+        on_message: MessageHandler | None = None,
     ) -> None:
         self._identity = identity
         self._cert_der = cert_der
@@ -102,6 +105,7 @@ class Connection(asyncio.BufferedProtocol):
         self._admit = admit
         self._on_ready = on_ready
         self._on_closed = on_closed
+        self._on_message = on_message
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder(_HANDSHAKE_MAX_FRAME)
@@ -370,9 +374,18 @@ class Connection(asyncio.BufferedProtocol):
         self._write(FrameType.STREAM_END, rid)
 
     def _message(self, kind: int, body: bytes) -> None:
-        if self._handler is None or self.peer is None:
+        if self.peer is None:
             return
         if self._admit is not None and not self._admit(self.peer):
+            return
+        if self._on_message is not None:
+            try:
+                if self._on_message(self.peer, kind, body):
+                    return  # handled at once, no task
+            except Exception:
+                log.exception("handler failed on one-way message kind %d from %s", kind, self.peer)
+                return
+        if self._handler is None:
             return
         task = self._loop.create_task(self._run_oneway(kind, body))
         self._oneway.add(task)
@@ -505,6 +518,14 @@ class Connection(asyncio.BufferedProtocol):
         self._check_usable(kind, body)
         self._write(FrameType.MESSAGE, 0, body, kind)
         await self.drain()
+
+    def send_nowait(self, kind: int, body: bytes) -> bool:
+        """Queue a one-way message now; False (nothing queued) while writing is paused."""
+        self._check_usable(kind, body)
+        if self._write_paused:
+            return False
+        self._write(FrameType.MESSAGE, 0, body, kind)
+        return True
 
     def _cancel_remote(self, rid: int) -> None:
         if self.is_open:

@@ -115,6 +115,20 @@ class DhtDriver:
     async def find_providers(self, key: bytes, timeout: float = 30.0) -> dht.ProvidersFound:
         return await self._op(self.protocol.find_providers(key, self.now()), timeout)
 
+    async def lookup_many(self, keys: Sequence[bytes], timeout: float = 30.0) -> dht.LookupManyDone:
+        """The k closest peers of each key; one FindMany per peer and step."""
+        return await self._op(self.protocol.lookup_many(list(keys), self.now()), timeout)
+
+    async def get_many(self, keys: Sequence[bytes], timeout: float = 30.0) -> dht.GetManyDone:
+        """The record under each key (None where none was found), queries merged."""
+        return await self._op(self.protocol.get_many(list(keys), self.now()), timeout)
+
+    async def put_many(
+        self, records: Sequence[dht.Record], timeout: float = 30.0
+    ) -> dht.PutManyDone:
+        """Store each record at its k closest peers in StoreMany batches."""
+        return await self._op(self.protocol.put_many(list(records), self.now()), timeout)
+
     def leave(self) -> None:
         self.protocol.leave(self.now())
         self._pump()
@@ -129,6 +143,8 @@ class DhtDriver:
         if self._closed or self._loop is None:
             return
         for peer, msg in self.protocol.messages_to_send():
+            if self._send_nowait(peer, msg):
+                continue
             task = self._loop.create_task(self._send(peer, msg))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
@@ -152,6 +168,17 @@ class DhtDriver:
         self._timer_at = None
         self.protocol.handle_timer(self.now())
         self._pump()
+
+    def _send_nowait(self, peer: dht.PeerInfo, msg: dht.Message) -> bool:
+        """Send on an open connection without a task; False: use :meth:`_send`."""
+        address = PeerAddress(peer.node_id, peer.host, peer.port)
+        try:
+            sent = self.endpoint.send_nowait(address, Kind.DHT, codec.encode(msg))
+        except (HashmeshError, OSError):
+            return False  # _send reports the failure
+        if sent:
+            self.sent += 1
+        return sent
 
     async def _send(self, peer: dht.PeerInfo, msg: dht.Message) -> None:
         try:

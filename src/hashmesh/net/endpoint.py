@@ -14,7 +14,9 @@ frame (mapped back to the same class on the requester); any other exception
 becomes an 'internal error' frame and is logged here. A handler may return an
 async iterable of byte chunks to stream a large response under flow control.
 Each peer's requests are admitted by a token bucket; excess ones get a 'busy'
-error frame (:class:`PeerBusyError`), not a disconnect.
+error frame (:class:`PeerBusyError`), not a disconnect. An optional synchronous
+``on_message(peer, kind, body) -> bool`` takes one-way messages first (no task per
+message); :meth:`Endpoint.send_nowait` sends one on an open connection at once.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from hashmesh.errors import HandshakeError, PeerUnavailableError, UsageError
 from hashmesh.identity import Identity
 from hashmesh.ids import NodeId
 from hashmesh.net.config import TransportConfig
-from hashmesh.net.connection import Connection, Handler
+from hashmesh.net.connection import Connection, Handler, MessageHandler
 from hashmesh.net.handshake import PeerIdentity
 from hashmesh.net.pool import Pool, close_all
 from hashmesh.net.ratelimit import TokenBucket
@@ -59,10 +61,12 @@ class Endpoint:
         identity: Identity,
         handler: Handler | None = None,
         config: TransportConfig | None = None,
+        on_message: MessageHandler | None = None,
     ) -> None:
         self.identity = identity
         self.config = config or TransportConfig()
         self._handler = handler
+        self._on_message = on_message
         self._creds: TlsCredentials | None = None
         self._server: asyncio.Server | None = None
         self._pool = Pool(self.config, self._dial)
@@ -156,6 +160,7 @@ class Endpoint:
             self.config,
             dialer=False,
             handler=self._handler,
+            on_message=self._on_message,
             admit=self._admit,
             on_ready=self._pool.add,
             on_closed=self._pool.discard,
@@ -189,6 +194,7 @@ class Endpoint:
             dialer=True,
             expected=expected,
             handler=self._handler,
+            on_message=self._on_message,
             admit=self._admit,
             on_closed=self._pool.discard,
         )
@@ -254,6 +260,17 @@ class Endpoint:
         """A one-way message to ``peer``."""
         conn = await self.connect(peer)
         await conn.send(kind, body)
+
+    def send_nowait(self, peer: PeerAddress, kind: int, body: bytes) -> bool:
+        """Queue a one-way message on an open connection to ``peer`` without waiting.
+
+        False (nothing sent) if there is no open connection or its writes are paused:
+        then use :meth:`send`, which dials and waits.
+        """
+        if self._closed:
+            return False
+        conn = self._pool.connection_to(peer.node_id)
+        return conn is not None and conn.send_nowait(kind, body)
 
 
 async def _tcp_connect(host: str, port: int, timeout: float) -> socket.socket:

@@ -9,9 +9,12 @@ from hypothesis import strategies as st
 
 from hashmesh.dht import codec
 from hashmesh.dht.messages import (
+    MAX_BATCH_KEYS,
     AddProvider,
+    FindMany,
     FindNode,
     FindValue,
+    FoundMany,
     GetProviders,
     Nodes,
     PeerInfo,
@@ -48,6 +51,18 @@ signed_records = st.builds(
 )
 records = st.one_of(value_records, signed_records)
 
+
+@st.composite
+def found_many(draw: st.DrawFn) -> FoundMany:
+    table = tuple(draw(st.lists(peers, max_size=8)))
+    refs = (
+        st.lists(st.integers(0, len(table) - 1), max_size=codec.MAX_PEERS) if table else st.just([])
+    )
+    entry = st.tuples(st.none() | records, refs.map(tuple))
+    entries = draw(st.lists(entry, min_size=1, max_size=6))
+    return FoundMany(draw(u64), draw(peers), table, tuple(entries))
+
+
 messages = st.one_of(
     st.builds(Ping, u64, peers),
     st.builds(Pong, u64, peers),
@@ -60,6 +75,10 @@ messages = st.one_of(
     st.builds(StoreAck, u64, peers, st.booleans(), st.text(max_size=256)),
     st.builds(AddProvider, u64, peers, keys32, peers, finite),
     st.builds(Providers, u64, peers, peer_lists, peer_lists),
+    st.builds(
+        FindMany, u64, peers, st.lists(keys32, min_size=1, max_size=40).map(tuple), st.booleans()
+    ),
+    found_many(),
 )
 
 
@@ -212,6 +231,31 @@ def test_caps() -> None:
         codec.encode(Ping(-1, p))
     with pytest.raises(InvalidArgumentError):
         codec.encode("ping")  # type: ignore[arg-type]
+
+
+def test_batch_messages_checked() -> None:
+    p, q = _wire_peer(_peer()), _wire_peer(_peer(2))
+    key = b"k" * 32
+    assert codec.decode(_raw([1, 13, 5, p, [key], True])) == FindMany(5, _peer(), (key,), True)
+    for fields in (
+        [[], True],  # no keys
+        [[key] * (MAX_BATCH_KEYS + 1), False],  # too many keys
+        [[key], 1],  # int where bool expected
+        [[key[:31]], False],  # short key
+    ):
+        with pytest.raises(DecodeError):
+            codec.decode(_raw([1, 13, 5, p, *fields]))
+    ok = _raw([1, 14, 5, p, [q], [[None, [0]]]])
+    assert codec.decode(ok).entries == ((None, (0,)),)  # type: ignore[union-attr]
+    for fields in (
+        [[q], [[None, [1]]]],  # index past the table
+        [[], [[None, [0]]]],  # index into an empty table
+        [[q], []],  # no entries
+        [[q], [[None, [-1]]]],  # negative index
+        [[q], [[None]]],  # entry of the wrong shape
+    ):
+        with pytest.raises(DecodeError):
+            codec.decode(_raw([1, 14, 5, p, *fields]))
 
 
 def test_never_other_exceptions_on_odd_containers() -> None:

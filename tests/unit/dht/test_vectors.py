@@ -16,8 +16,10 @@ import pytest
 from hashmesh.dht import codec
 from hashmesh.dht.messages import (
     AddProvider,
+    FindMany,
     FindNode,
     FindValue,
+    FoundMany,
     GetProviders,
     Nodes,
     PeerInfo,
@@ -64,6 +66,8 @@ def fixed_messages() -> dict[str, object]:
         "get_providers": GetProviders(9, b, key),
         "providers": Providers(9, c, (a,), (b,)),
         "max_rpc_id": Ping(2**64 - 1, a),
+        "find_many": FindMany(11, a, (key, immutable.key), True),
+        "found_many": FoundMany(11, b, (a, c), ((None, (1, 0)), (immutable, ()))),
     }
 
 

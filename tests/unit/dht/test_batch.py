@@ -1,0 +1,160 @@
+"""Batched DHT calls (lookup_many, get_many, put_many) in in-memory networks.
+
+Every message crosses the real codec here (encode, then decode), so a FindMany or
+FoundMany the codec would refuse, or one over the size cap, fails the test.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from tests.unit.dht.memnet import MemNet
+
+from hashmesh.dht import (
+    FindMany,
+    FoundMany,
+    GetDone,
+    GetManyDone,
+    LookupDone,
+    LookupManyDone,
+    Protocol,
+    PutManyDone,
+    ValueRecord,
+    codec,
+    protocol,
+)
+from hashmesh.dht.records import MAX_VALUE_BYTES
+from hashmesh.errors import RecordError
+
+
+class WireNet(MemNet):
+    """A MemNet whose messages go through bytes, counting FindMany and FoundMany sizes."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        super().__init__(n, seed)
+        self.sent: dict[str, int] = {}
+        self.largest = 0
+
+    def pump(self, proto: Protocol) -> None:
+        out = proto.messages_to_send()
+        wire = []
+        for dest, msg in out:
+            data = codec.encode(msg)
+            self.largest = max(self.largest, len(data))
+            name = type(msg).__name__
+            self.sent[name] = self.sent.get(name, 0) + 1
+            wire.append((dest, codec.decode(data)))
+        proto._out = wire  # hand the decoded copies to MemNet's delivery
+        super().pump(proto)
+
+
+@pytest.fixture(scope="module")
+def net() -> WireNet:
+    n = WireNet(120, seed=31)
+    n.bootstrap_all()
+    return n
+
+
+@pytest.mark.parametrize(("prefix", "factor"), [(b"", 1.5), (b"\x5a", 5.0)])
+def test_lookup_many_matches_lone_lookups_with_fewer_requests(
+    net: WireNet, prefix: bytes, factor: float
+) -> None:
+    """Random keys share some peers; keys of one region (one prefix) share nearly all."""
+    rng = random.Random(32)
+    keys = [prefix + rng.randbytes(32 - len(prefix)) for _ in range(60)]
+    before = dict(net.sent)
+    e = net.result(3, net.call(3, "lookup_many", keys))
+    assert isinstance(e, LookupManyDone) and len(e.closest) == len(keys)
+    batched = net.sent.get("FindMany", 0) - before.get("FindMany", 0)
+    assert batched == e.messages
+    lone = 0
+    for key, got in zip(keys, e.closest, strict=True):
+        want = net.true_closest(key, 8, exclude=net.infos[3].id)
+        assert [p.id for p in got] == want
+        one = net.result(3, net.call(3, "lookup", key))
+        assert isinstance(one, LookupDone)
+        lone += one.messages
+    assert batched * factor < lone
+
+
+def test_put_many_then_get_many_elsewhere(net: WireNet) -> None:
+    rng = random.Random(33)
+    recs = [ValueRecord.of(rng.randbytes(100)) for _ in range(150)]
+    e = net.result(5, net.call(5, "put_many", recs))
+    assert isinstance(e, PutManyDone)
+    assert len(e.stored_at) == len(recs) and min(e.stored_at) >= 7  # k = 8, one may be us
+    assert net.sent.get("StoreMany", 0) < len(recs)  # batched, not one per record
+    missing = rng.randbytes(32)
+    keys = [r.key for r in recs] + [missing]
+    g = net.result(40, net.call(40, "get_many", keys))
+    assert isinstance(g, GetManyDone)
+    assert g.records[:-1] == recs and g.records[-1] is None
+    one = net.result(41, net.call(41, "get", recs[7].key))  # lone get sees batched stores
+    assert isinstance(one, GetDone) and one.record == recs[7]
+
+
+def test_get_many_survives_dead_nodes() -> None:
+    n = WireNet(120, seed=34)
+    n.bootstrap_all()
+    rng = random.Random(35)
+    recs = [ValueRecord.of(rng.randbytes(64)) for _ in range(100)]
+    assert isinstance(n.result(2, n.call(2, "put_many", recs)), PutManyDone)
+    n.kill(p.id for p in rng.sample(n.infos[10:], 30))  # a quarter fail silently
+    g = n.result(4, n.call(4, "get_many", [r.key for r in recs]), until=n.now + 120)
+    assert isinstance(g, GetManyDone)
+    assert sum(r is not None for r in g.records) >= 99
+    assert all(r is None or r == want for r, want in zip(g.records, recs, strict=True))
+
+
+def test_large_values_split_over_several_answers() -> None:
+    n = WireNet(40, seed=36)
+    n.bootstrap_all()
+    rng = random.Random(37)
+    recs = [ValueRecord.of(rng.randbytes(MAX_VALUE_BYTES)) for _ in range(12)]
+    assert min(n.result(1, n.call(1, "put_many", recs)).stored_at) >= 1  # type: ignore[union-attr]
+    g = n.result(9, n.call(9, "get_many", [r.key for r in recs]))
+    assert isinstance(g, GetManyDone) and g.records == recs
+    assert n.largest <= codec.MAX_MESSAGE_BYTES
+
+
+def test_wrong_record_in_an_answer_is_not_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    n = MemNet(60, seed=38)
+    n.bootstrap_all()
+    rng = random.Random(39)
+    recs = [ValueRecord.of(rng.randbytes(50)) for _ in range(20)]
+    n.result(1, n.call(1, "put_many", recs))
+    liar = n.proto(20)
+    forged = ValueRecord(recs[0].key, b"forged")  # key is not BLAKE3 of the value
+
+    def lie(sender, m: FindMany, now: float) -> FoundMany:
+        return FoundMany(m.rpc_id, liar.me, (), tuple((forged, ()) for _ in m.keys))
+
+    monkeypatch.setattr(liar, "_on_find_many", lie)
+    # dispatch through the instance, so only the liar answers with its forgery
+    monkeypatch.setitem(
+        protocol._HANDLERS, FindMany, lambda self, s, m, now: self._on_find_many(s, m, now)
+    )
+    g = n.result(30, n.call(30, "get_many", [r.key for r in recs]))
+    assert isinstance(g, GetManyDone) and g.records == recs
+
+
+def test_invalid_record_refused_before_sending() -> None:
+    n = MemNet(10, seed=40)
+    n.bootstrap_all()
+    bad = ValueRecord(b"k" * 32, b"not the preimage")
+    with pytest.raises(RecordError):
+        n.call(1, "put_many", [ValueRecord.of(b"fine"), bad])
+    assert n.proto(1).messages_to_send() == []
+
+
+def test_empty_batches_finish_at_once() -> None:
+    n = MemNet(10, seed=41)
+    n.bootstrap_all()
+    for method, want in (
+        ("lookup_many", LookupManyDone),
+        ("get_many", GetManyDone),
+        ("put_many", PutManyDone),
+    ):
+        e = n.result(2, n.call(2, method, []))
+        assert isinstance(e, want) and e.messages == 0
