@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import faulthandler
 import json
 import os
 import random
@@ -533,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dir", default=None, help="work directory (default: a temp dir)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args(argv)
+    faulthandler.enable()  # a crash in a C extension prints where it happened
     args.reps = args.reps or (1 if args.quick else 3)
     args.size_mib = args.size_mib or (64 if args.quick else 256)
     args.small = args.small or (1024 if args.quick else 4096)

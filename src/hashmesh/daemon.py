@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import faulthandler
 import logging
 import signal
 import sys
@@ -256,6 +257,7 @@ def run(
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    faulthandler.enable()  # a crash in a C extension leaves a trace in the node's log
     if replication is not None and replication < 1:
         raise InvalidArgumentError("--replication must be at least 1")
     repo.mkdir(parents=True, exist_ok=True)
