@@ -3,13 +3,16 @@
 Used by ``hashmesh devnet``, ``hashmesh demo``, the integration tests and the
 network benchmarks. Node ``i`` has its repository in ``<base>/node<i>`` and
 listens on ``127.0.0.1:<port + i>``; every node bootstraps from node 0. Each
-process logs to ``<base>/node<i>/node.log``. Waiting is always bounded.
+process logs to ``<base>/node<i>/node.log``. Waiting is always bounded. On Linux a
+node also gets SIGTERM when the process that started it dies, even by SIGKILL or a
+crash, so no node outlives its devnet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -24,6 +27,25 @@ from hashmesh.client import call
 from hashmesh.errors import HashmeshError, NetworkError
 
 HOST = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+
+
+def _libc_prctl() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _libc_prctl()  # looked up here: the child runs only a foreign call before exec
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask the kernel for SIGTERM when our parent dies."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port_base(count: int, start: int = 17400, attempts: int = 200) -> int:
@@ -102,6 +124,7 @@ class Devnet:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_die_with_parent if _PRCTL is not None else None,
             )
         finally:
             log.close()

@@ -393,3 +393,46 @@ def test_sigterm_hands_off_blocks_only_it_holds(tmp_path: Path) -> None:
         assert cli_bytes(net.nodes[2].repo, "cat", root) == data
     finally:
         net.stop()
+
+
+def test_devnet_nodes_die_with_a_killed_parent(tmp_path: Path) -> None:
+    """kill -9 of the process that started a devnet (no cleanup runs) still stops its nodes."""
+    import os
+    import signal
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from hashmesh.devnet import Devnet
+        net = Devnet({str(tmp_path / "dn")!r}, 2, replication=1)
+        net.start(timeout=60)
+        print(" ".join(str(n.proc.pid) for n in net.nodes), flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids: list[int] = []
+    try:
+        assert parent.stdout is not None
+        pids += [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, 0)  # running
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+
+        def gone(pid: int) -> bool:
+            try:  # the nodes were the parent's children; once it died, init reaps them
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z"
+
+        wait_for(lambda: all(gone(p) for p in pids), 20, "devnet nodes to stop")
+    finally:
+        parent.kill()
+        with contextlib.suppress(Exception):
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)

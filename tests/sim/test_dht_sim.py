@@ -76,6 +76,17 @@ def test_values_survive_holder_churn_with_republish() -> None:
     assert r["values_retrievable"] >= 0.95
 
 
+def test_batched_calls_at_scale() -> None:
+    """put_many / get_many / lookup_many in a 1,000-node network (some dead): found, and
+    far fewer requests per key than lone lookups (about 20 each at this size)."""
+    r = sim(nodes=1000, lookups=0, batch=300, build="oracle", dead=0.1)
+    assert r["batch_put_acks_min"] >= 10 and r["batch_put_acks_median"] >= 15
+    assert r["batch_get_retrieved"] >= 0.99
+    assert r["batch_lookup_top1"] >= 0.99 and r["batch_lookup_recall"] >= 0.95
+    for kind in ("put", "get", "lookup"):
+        assert r[f"batch_{kind}_requests_per_key"] < 10
+
+
 def test_cli_json_through_the_real_entry_point(tmp_path: Path) -> None:
     png = tmp_path / "h.png"
     cmd = [sys.executable, "-m", "hashmesh", "sim", "--nodes", "60", "--lookups", "20",

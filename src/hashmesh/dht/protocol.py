@@ -342,7 +342,8 @@ class Protocol:
 
         Like republishing, one lookup per keyspace region (records whose keys share a
         prefix as long as our own neighbourhood's) finds the peers; each record goes to
-        its k closest among the live peers that region's lookup heard of.
+        its k closest among the live peers that lookup heard of and the routing table's
+        peers in the region (:meth:`_region_pools`).
         RecordError (before anything is sent) if any record is invalid.
         """
         for record in records:

@@ -14,6 +14,10 @@ Phases (all on the virtual clock):
    random times. Every core's timers (refresh, republish, expiry) run meanwhile.
 5. **values check**: a ``get`` of every stored key from a random honest host.
 
+With ``batch`` > 0, before the window: one honest host ``put_many``s ``batch`` records,
+another ``get_many``s them, and a third runs ``lookup_many`` for ``batch`` random
+keys (recall against the oracle), each measured in requests per key.
+
 The result is a flat dict (see :mod:`hashmesh.sim.report` for the success rule).
 Everything but ``seconds`` and ``peak_rss_mb`` is a pure function of the params.
 """
@@ -54,6 +58,7 @@ class SimParams:
     adversarial: float = 0.0
     adversary_mode: str = "collude"
     values: int = 0
+    batch: int = 0  # keys of one put_many / get_many / lookup_many (0: none)
     republish: bool = True
     holders_leave: float = 0.5
     graceful: float = 0.5
@@ -71,8 +76,8 @@ class SimParams:
             raise InvalidArgumentError("a simulation needs at least 2 nodes")
         if self.nodes > 2_000_000:
             raise InvalidArgumentError("at most 2,000,000 nodes")
-        if self.lookups < 0 or self.values < 0:
-            raise InvalidArgumentError("lookups and values must not be negative")
+        if self.lookups < 0 or self.values < 0 or self.batch < 0:
+            raise InvalidArgumentError("lookups, values and batch must not be negative")
         for name in ("loss", "churn", "dead", "adversarial", "holders_leave", "graceful"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0 or (name == "loss" and v >= 1.0):
@@ -201,6 +206,50 @@ def _store_values(world: World, p: SimParams) -> tuple[list[bytes], list[Host], 
     return keys, holders, acks["n"]
 
 
+def _measure_batch(world: World, p: SimParams) -> dict[str, Any]:
+    """put_many, then get_many elsewhere, then lookup_many of random keys; per-key figures."""
+    from hashmesh.dht.records import ValueRecord
+
+    recs = [
+        ValueRecord.of(b"hashmesh batch value %d seed %d" % (i, p.seed)) for i in range(p.batch)
+    ]
+    out: dict[str, Any] = {}
+    events: dict[str, Any] = {}
+
+    def call(name: str, *args: Any) -> Any:
+        host = world.pick_honest()
+        if host is None:
+            return None
+        world.start(host, name, *args, then=lambda _h, e: events.__setitem__(name, e))
+        world.engine.run_while(lambda: name not in events, world.engine.now + 600.0)
+        return events.get(name)
+
+    put = call("put_many", recs)
+    if put is not None:
+        acks = sorted(put.stored_at)
+        out["batch_put_acks_min"] = acks[0] if acks else 0
+        out["batch_put_acks_median"] = acks[len(acks) // 2] if acks else 0
+        out["batch_put_requests_per_key"] = round(put.messages / max(1, p.batch), 3)
+    got = call("get_many", [r.key for r in recs])
+    if got is not None:
+        ok = sum(1 for r, want in zip(got.records, recs, strict=True) if r == want)
+        out["batch_get_retrieved"] = round(ok / max(1, p.batch), 6)
+        out["batch_get_requests_per_key"] = round(got.messages / max(1, p.batch), 3)
+    targets = [world.rng.randbytes(32) for _ in range(p.batch)]
+    found = call("lookup_many", targets)
+    if found is not None:
+        recall, top1 = 0.0, 0
+        for target, closest in zip(targets, found.closest, strict=True):
+            truth = world.truth.closest(int.from_bytes(target, "big"), p.k)
+            ids = {id_int(peer) for peer in closest}
+            recall += sum(1 for x in truth if x in ids) / max(1, len(truth))
+            top1 += bool(truth) and truth[0] in ids
+        out["batch_lookup_recall"] = round(recall / max(1, p.batch), 4)
+        out["batch_lookup_top1"] = round(top1 / max(1, p.batch), 4)
+        out["batch_lookup_requests_per_key"] = round(found.messages / max(1, p.batch), 3)
+    return out
+
+
 def _check_values(world: World, p: SimParams, keys: list[bytes]) -> dict[str, Any]:
     got = {"ok": 0, "done": 0}
     hops: list[int] = []
@@ -253,6 +302,8 @@ def run(
     honest = [h for h in hosts if h.role == HONEST]
     for host in scenarios.pick_fraction(world.rng, honest, p.dead * p.nodes / max(1, len(honest))):
         world.silence(host)
+    if p.batch:
+        result.update(_measure_batch(world, p))
     t0 = world.engine.now
     keys: list[bytes] = []
     victims = None
