@@ -82,7 +82,10 @@ _FOUND_MANY_BUDGET = MAX_MESSAGE_BYTES - 4096
     GET_MANY,
     PUT_MANY,
 ) = range(12)
-_QUERY = {GET: FindValue, FIND_PROVIDERS: GetProviders}
+_QUERY: dict[int, Callable[[int, PeerInfo, bytes], Message]] = {
+    GET: FindValue,
+    FIND_PROVIDERS: GetProviders,
+}
 _T = TypeVar("_T")
 
 
