@@ -88,8 +88,10 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        # Let operations already running finish (queued ones are dropped) before the
+        # database closes: closing a SQLite connection another thread is using can crash.
+        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
         await asyncio.to_thread(self._repo.close)
-        self._pool.shutdown(wait=True)
 
     async def __aenter__(self) -> Store:
         return self
@@ -103,7 +105,15 @@ class Store:
         if self._closed:
             raise StorageError("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        fut = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self._closed and fut.cancelled() and (task is None or not task.cancelling()):
+                # close() dropped this queued operation: it never ran
+                raise StorageError("the store was closed before this operation ran") from None
+            raise
 
     def _threadsafe(self, progress: Progress) -> Progress:
         if progress is None:

@@ -32,18 +32,26 @@ def _write_file(
 ) -> None:
     # one reader thread reads and verifies pieces ahead (BLAKE3 releases the GIL)
     # while this thread writes; at most READ_AHEAD pieces are in memory
-    with open(dest, "xb") as f:
-        ahead: deque[Future[bytes | memoryview]] = deque()
-        for piece in plan(blocks, cid):
-            ahead.append(_READERS.submit(read_piece, blocks, piece))
-            if len(ahead) >= READ_AHEAD:
+    ahead: deque[Future[bytes | memoryview]] = deque()
+    try:
+        with open(dest, "xb") as f:
+            for piece in plan(blocks, cid):
+                ahead.append(_READERS.submit(read_piece, blocks, piece))
+                if len(ahead) >= READ_AHEAD:
+                    data = ahead.popleft().result()
+                    f.write(data)
+                    tick(len(data))
+            while ahead:
                 data = ahead.popleft().result()
                 f.write(data)
                 tick(len(data))
-        while ahead:
-            data = ahead.popleft().result()
-            f.write(data)
-            tick(len(data))
+    finally:
+        # on an error, no read may outlive this call (the store may be closed next)
+        for fut in ahead:
+            fut.cancel()
+        for fut in ahead:
+            if not fut.cancelled():
+                fut.exception()  # waits; the outcome no longer matters
         # No fsync: an export is a copy (the durable one is in the store), written under a
         # temporary name and renamed into place when complete, like cp or `tahoe get`.
 
