@@ -15,7 +15,9 @@ compare). Parts, in order:
    * 4 KiB objects from an in-process client :class:`hashmesh.node.Node` joined to the
      devnet: ``put_bytes`` / ``read`` with ``--concurrency`` in flight (ops/s, p50/p99), and
      the batch APIs ``put_many`` / ``get_many``. Reads run on a second client node that
-     joined after the puts, so it does not hold the data.
+     joined after the puts, so it does not hold the data. After each join the timing waits
+     until the devnet has moved the newcomer's share of the stored blocks to it (that
+     rebalancing time is reported too).
 3. **30-node devnet**: an in-process client node runs DHT lookups of random keys and
    stores of 100-byte ``ValueRecord``s, sequentially and 50 in flight, then gets them
    from a node that joined later; then the same three through the batched calls
@@ -279,6 +281,11 @@ async def small_objects(
     try:
         writer = await client_node(work, net.nodes[0].address, "client-w")
         nodes.append(writer)
+        res["rebalance_after_join_s"], res["rebalance_after_join_blocks"] = await settle(net)
+        log(
+            f"rebalanced after a node joined: {res['rebalance_after_join_blocks']} blocks "
+            f"moved, settled in {res['rebalance_after_join_s']:.1f} s"
+        )
         ids: list[str] = []
 
         async def put_one(data: bytes) -> None:
@@ -305,6 +312,7 @@ async def small_objects(
 
         reader = await client_node(work, net.nodes[0].address, "client-r")
         nodes.append(reader)
+        await settle(net)
         all_ids = ids + batch_ids
         res["reader_held_before"] = await held(reader, all_ids)
 
@@ -329,6 +337,35 @@ async def small_objects(
     finally:
         await stop_nodes(nodes)
     return res
+
+
+async def settle(net: Devnet, timeout: float = 180.0) -> tuple[float, int]:
+    """Wait until no devnet node has repair work left; (seconds, blocks moved).
+
+    A node that joins takes over part of the keyspace, and the others move its share of
+    the blocks already stored (here the large files') to it. Small-object figures are
+    taken after that, not while it competes with them.
+    """
+    t0 = time.perf_counter()
+
+    async def states() -> list[tuple[int, int]]:
+        out = []
+        for n in net.nodes:
+            async with Client(n.repo, timeout=10) as c:
+                st = await c.call("status")
+            out.append((int(st["repair_backlog"]), int(st["repaired_blocks"])))
+        return out
+
+    first = last = await states()
+    calm = 0
+    await asyncio.sleep(3.0)  # the others notice the newcomer within a health interval
+    while time.perf_counter() - t0 < timeout and calm < 3:
+        now = await states()
+        calm = calm + 1 if now == last and all(b == 0 for b, _ in now) else 0
+        last = now
+        await asyncio.sleep(0.5)
+    moved = sum(b for _, b in last) - sum(b for _, b in first)
+    return time.perf_counter() - t0, moved
 
 
 async def held(node: Node, ids: list[str]) -> int:

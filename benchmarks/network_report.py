@@ -59,6 +59,10 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
         rows.append((f"idle {n}-node devnet CPU (pings etc.)", g(key), "cores", "", None))
     if "large_put_MBps" in res:
         rows += large_rows(res, raw_r)
+    if "rebalance_after_join_s" in res:
+        moved = g("rebalance_after_join_blocks")
+        label = f"rebalance after a node joined ({moved} blocks moved)"
+        rows.append((label, g("rebalance_after_join_s"), "s", "", None))
     for key, label, target in (
         ("small_put", "4 KiB put_bytes", 2000),
         ("small_put_many", "4 KiB put_many", 2000),
