@@ -413,11 +413,16 @@ class Node(RepairMixin, ReportMixin):
         """
         assert self.store is not None and self.planner is not None and self.me is not None
         acks = [0] * len(cids)
+        wanted = [0] * len(cids)
         plans: dict[bytes, tuple[dht.PeerInfo, list[int]]] = {}
         for i, cid in enumerate(cids):
             self._cids[cid.digest] = cid
-            self.planner.track(cid.digest)
-            for peer in await self.holders_for(cid.digest, self.replication):
+            # not queued for repair while this put places it (repair would push the same
+            # blocks again, racing the put); queued below if placement falls short
+            self.planner.track(cid.digest, dirty=False)
+            holders = await self.holders_for(cid.digest, self.replication)
+            wanted[i] = len(holders)
+            for peer in holders:
                 if peer.id == self.me.id:
                     acks[i] += 1
                 else:
@@ -442,7 +447,12 @@ class Node(RepairMixin, ReportMixin):
 
             await asyncio.gather(*(worker() for _ in range(PUSH_WORKERS)))
 
-        await asyncio.gather(*(send_all(peer, idxs) for peer, idxs in plans.values()))
+        try:
+            await asyncio.gather(*(send_all(peer, idxs) for peer, idxs in plans.values()))
+        finally:
+            for i, cid in enumerate(cids):
+                if acks[i] < wanted[i]:  # repair completes what this put could not
+                    self.planner.track(cid.digest)
         short = sum(1 for a in acks if a < self.quorum)
         if short and retry:  # failed targets are now marked down: place on the next closest
             return await self.replicate_blocks(cids, retry=False)

@@ -49,14 +49,19 @@ class Planner:
         self._dirty: set[bytes] = set()
 
     # --- inputs -------------------------------------------------------------
-    def track(self, key: bytes, holders: Iterable[bytes] = ()) -> None:
-        """This node holds ``key``; ``holders`` are other nodes known to hold it."""
+    def track(self, key: bytes, holders: Iterable[bytes] = (), *, dirty: bool = True) -> None:
+        """This node holds ``key``; ``holders`` are other nodes known to hold it.
+
+        ``dirty=False``: do not queue a check yet (a put is placing the key right now
+        and marks it dirty afterwards only if placement fell short).
+        """
         held = self._holders.setdefault(key, set())
         for node in (self.me, *holders):
             if node not in held:
                 held.add(node)
                 self._node_keys.setdefault(node, set()).add(key)
-        self._dirty.add(key)
+        if dirty:
+            self._dirty.add(key)
 
     def untrack(self, key: bytes) -> None:
         for node in self._holders.pop(key, set()):

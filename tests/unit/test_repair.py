@@ -96,3 +96,17 @@ def test_repair_restores_replication(n: int, r: int, seed: int) -> None:
         for k in keys:
             if held[k] & live:
                 assert len(held[k] & live) >= min(r, len(live)), "under-replicated after repair"
+
+
+def test_a_key_being_placed_by_a_put_is_not_queued_until_placement_falls_short() -> None:
+    nodes = ids(5, seed=3)
+    key = ids(1, seed=4)[0]
+    me = closest(key, nodes, 3)[0]
+    p = Planner(me, 3)
+    p.set_live(nodes)
+    p.plan()  # nothing tracked yet
+    p.track(key, dirty=False)  # the put pushes it itself
+    assert p.backlog == 0 and p.plan() == []
+    p.track(key)  # the put fell short: now repair takes over
+    targets = {a.target for a in p.plan()}
+    assert targets == set(closest(key, nodes, 3)) - {me}
