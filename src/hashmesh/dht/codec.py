@@ -18,6 +18,7 @@ record checks (hashes, signatures, expiry) are :func:`records.validate`'s job.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -140,6 +141,8 @@ def encode(message: Message) -> bytes:
     code = TYPE_CODES.get(type(message))
     if code is None:
         raise InvalidArgumentError(f"not a DHT message: {type(message).__name__}")
+    if type(message) is StoreMany:
+        return _encode_store_many(message, code)
     body = [VERSION, code, message.rpc_id, _peer(message.sender), *_fields(message)]
     try:
         data = msgpack.packb(body, use_bin_type=True)
@@ -151,6 +154,62 @@ def encode(message: Message) -> bytes:
         decode(data)
     except DecodeError as exc:
         raise InvalidArgumentError(f"cannot encode {type(message).__name__}: {exc}") from None
+    return data
+
+
+_ITEMS: OrderedDict[tuple[Record, float], bytes] = OrderedDict()
+_ITEMS_MAX = 8192
+
+
+def _store_item(record: Record, ttl: float) -> bytes:
+    """The bytes of one StoreMany item, checked once to read back as itself, then cached.
+
+    ``put_many`` sends each record to its k closest peers and republishing resends the
+    same records, so the item is packed (and checked) once rather than once per message.
+    """
+    key = (record, float(ttl))
+    data = _ITEMS.get(key)
+    if data is not None:
+        _ITEMS.move_to_end(key)
+        return data
+    try:
+        data = msgpack.packb([_record(record), float(ttl)], use_bin_type=True)
+        back = _read_store_item(_unpack(data))
+    except (TypeError, ValueError, OverflowError, DecodeError) as exc:
+        raise InvalidArgumentError(f"cannot encode a StoreMany item: {exc}") from None
+    if back != key:
+        raise InvalidArgumentError("a StoreMany item does not read back as itself")
+    _ITEMS[key] = data
+    if len(_ITEMS) > _ITEMS_MAX:
+        _ITEMS.popitem(last=False)
+    return data
+
+
+def _encode_store_many(m: StoreMany, code: int) -> bytes:
+    """Exactly ``packb([VERSION, code, rpc_id, sender, items])``, from checked parts."""
+    if not 1 <= len(m.items) <= MAX_BATCH_RECORDS:
+        raise InvalidArgumentError(f"a StoreMany holds 1..{MAX_BATCH_RECORDS} items")
+    if type(m.rpc_id) is not int or not 0 <= m.rpc_id <= _U64:
+        raise InvalidArgumentError("rpc_id must be an integer in 0..2^64-1")
+    sender = _peer(m.sender)
+    try:
+        _read_peer(sender, "sender")
+    except DecodeError as exc:
+        raise InvalidArgumentError(f"cannot encode StoreMany: {exc}") from None
+    packer = msgpack.Packer(use_bin_type=True)
+    head = b"".join(
+        (
+            packer.pack_array_header(5),
+            packer.pack(VERSION),
+            packer.pack(code),
+            packer.pack(m.rpc_id),
+            packer.pack(sender),
+            packer.pack_array_header(len(m.items)),
+        )
+    )
+    data = head + b"".join(_store_item(r, t) for r, t in m.items)
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidArgumentError(f"encoded message exceeds {MAX_MESSAGE_BYTES} bytes")
     return data
 
 
@@ -279,17 +338,18 @@ def _d_store_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     raw = f[0]
     if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_RECORDS:
         raise DecodeError(f"items: expected a list of 1..{MAX_BATCH_RECORDS}")
-    items = []
-    for item in raw:
-        _list(item, "item", 2)
-        record = _read_record(item[0])
-        if record is None:
-            raise DecodeError("store_many: missing record")
-        ttl = _float(item[1], "ttl")
-        if ttl < 0:
-            raise DecodeError("ttl: negative")
-        items.append((record, ttl))
-    return StoreMany(rpc, sender, tuple(items))
+    return StoreMany(rpc, sender, tuple(_read_store_item(item) for item in raw))
+
+
+def _read_store_item(item: Any) -> tuple[Record, float]:
+    _list(item, "item", 2)
+    record = _read_record(item[0])
+    if record is None:
+        raise DecodeError("store_many: missing record")
+    ttl = _float(item[1], "ttl")
+    if ttl < 0:
+        raise DecodeError("ttl: negative")
+    return record, ttl
 
 
 def _d_ack(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
@@ -357,14 +417,10 @@ _DECODERS: dict[int, Callable[[int, PeerInfo, list[Any]], Message]] = {
 }
 
 
-def decode(data: bytes) -> Message:
-    """Parse one message; raise :class:`DecodeError` for anything but a valid message."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DecodeError("expected bytes")
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise DecodeError(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+def _unpack(data: bytes | bytearray | memoryview) -> Any:
+    """msgpack with every limit of the format (no maps, no ext types, capped lengths)."""
     try:
-        body = msgpack.unpackb(
+        return msgpack.unpackb(
             data,
             raw=False,
             use_list=True,
@@ -377,7 +433,15 @@ def decode(data: bytes) -> Message:
         )
     except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as exc:
         raise DecodeError(f"not a msgpack message: {type(exc).__name__}") from None
-    f = _list(body, "message")
+
+
+def decode(data: bytes) -> Message:
+    """Parse one message; raise :class:`DecodeError` for anything but a valid message."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise DecodeError("expected bytes")
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise DecodeError(f"message larger than {MAX_MESSAGE_BYTES} bytes")
+    f = _list(_unpack(data), "message")
     if len(f) < 4:
         raise DecodeError("message: too short")
     if type(f[0]) is not int or f[0] != VERSION:

@@ -23,6 +23,7 @@ from hashmesh.dht.messages import (
     Providers,
     Store,
     StoreAck,
+    StoreMany,
     Value,
 )
 from hashmesh.dht.records import SignedRecord, ValueRecord
@@ -79,6 +80,12 @@ messages = st.one_of(
         FindMany, u64, peers, st.lists(keys32, min_size=1, max_size=40).map(tuple), st.booleans()
     ),
     found_many(),
+    st.builds(
+        StoreMany,
+        u64,
+        peers,
+        st.lists(st.tuples(records, finite.map(abs)), min_size=1, max_size=8).map(tuple),
+    ),
 )
 
 
@@ -231,6 +238,33 @@ def test_caps() -> None:
         codec.encode(Ping(-1, p))
     with pytest.raises(InvalidArgumentError):
         codec.encode("ping")  # type: ignore[arg-type]
+
+
+@given(st.lists(st.tuples(records, finite.map(abs)), min_size=1, max_size=20), u64)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_store_many_bytes_are_the_plain_msgpack_array(items, rpc) -> None:
+    """StoreMany is packed from cached, checked items; the bytes must not differ."""
+    m = StoreMany(rpc, _peer(), tuple(items))
+    plain = [1, codec.TYPE_CODES[StoreMany], rpc, _wire_peer(_peer())]
+    plain.append([[codec._record(r), float(t)] for r, t in items])
+    assert codec.encode(m) == msgpack.packb(plain, use_bin_type=True)
+    assert codec.encode(m) == codec.encode(m)  # from the cache the second time
+
+
+def test_store_many_encoder_refuses_what_decode_would() -> None:
+    p = _peer()
+    rec = ValueRecord.of(b"v")
+    for bad in (
+        StoreMany(1, p, ()),  # no items
+        StoreMany(1, p, ((rec, 0.0),) * (codec.MAX_BATCH_RECORDS + 1)),  # too many
+        StoreMany(1, p, ((rec, -1.0),)),  # negative ttl
+        StoreMany(1, p, ((rec, float("nan")),)),  # NaN ttl
+        StoreMany(-1, p, ((rec, 0.0),)),  # negative rpc id
+        StoreMany(1, p, ((ValueRecord(b"k" * 31, b"v"), 0.0),)),  # short key
+        StoreMany(1, PeerInfo(p.public_key, p.host, p.port, NodeId(bytes(32))), ((rec, 0.0),)),
+    ):
+        with pytest.raises(InvalidArgumentError):
+            codec.encode(bad)
 
 
 def test_batch_messages_checked() -> None:
