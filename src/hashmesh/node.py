@@ -335,7 +335,9 @@ class Node(RepairMixin, ReportMixin):
         for cid in stored:
             self._cids[cid.digest] = cid
             self._cache.pop(cid.digest, None)  # a replica is never evicted as cache
-            self.planner.track(cid.digest, [peer.node_id.value])
+            # The sender is placing this block and queues it for repair itself if it falls
+            # short; if the sender dies, its node_down queues every block it held here.
+            self.planner.track(cid.digest, [peer.node_id.value], dirty=False)
 
     # ------------------------------------------------------------------ writing
     async def put_path(self, path: str | Path, **meta: Any) -> dict[str, Any]:
