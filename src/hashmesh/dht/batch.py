@@ -14,6 +14,9 @@ Invariants
   answer's entries (it did not fit) is asked again, of the same peer.
 - With ``want_values``, a key is done at the first record that validates for it; a
   record that does not validate counts as that peer failing the key.
+- With ``want_values``, a key starts from its ``alpha`` closest known peers only (most
+  keys are answered by the first of them); at its first miss or failure it gets the
+  ``k`` closest from the routing table as well, as a lone lookup starts with.
 """
 
 from __future__ import annotations
@@ -28,12 +31,22 @@ from hashmesh.dht.records import Record
 class BatchLookup:
     """State of one batch: a :class:`Lookup` per key, and which keys are done."""
 
-    __slots__ = ("done", "keys", "lookups", "records", "remaining", "want_values")
+    __slots__ = (
+        "_k",
+        "_seeds_for",
+        "done",
+        "keys",
+        "lookups",
+        "narrow",
+        "records",
+        "remaining",
+        "want_values",
+    )
 
     def __init__(
         self,
         keys: Sequence[bytes],
-        seeds_for: Callable[[bytes], Sequence[PeerInfo]],
+        seeds_for: Callable[[bytes, int], Sequence[PeerInfo]],
         *,
         k: int,
         alpha: int,
@@ -42,9 +55,14 @@ class BatchLookup:
     ) -> None:
         self.keys = list(keys)
         self.want_values = want_values
+        self._k = k
+        self._seeds_for = seeds_for
+        first = alpha if want_values else k
         self.lookups = [
-            Lookup(key, seeds_for(key), k=k, alpha=alpha, exclude=exclude) for key in self.keys
+            Lookup(key, seeds_for(key, first), k=k, alpha=alpha, exclude=exclude)
+            for key in self.keys
         ]
+        self.narrow = [want_values] * len(self.keys)  # still seeded with alpha peers only
         self.records: list[Record | None] = [None] * len(self.keys)
         self.done = [False] * len(self.keys)
         self.remaining = len(self.keys)
@@ -57,6 +75,11 @@ class BatchLookup:
     def messages(self) -> int:
         """Key-queries sent (a FindMany of n keys counts n); see the protocol for requests."""
         return sum(lk.messages for lk in self.lookups)
+
+    def _widen(self, i: int) -> None:
+        if self.narrow[i]:
+            self.narrow[i] = False
+            self.lookups[i].add_seeds(self._seeds_for(self.keys[i], self._k))
 
     def finish(self, i: int, record: Record | None = None) -> None:
         if not self.done[i]:
@@ -108,8 +131,10 @@ class BatchLookup:
                     self.finish(i, record)
                 else:
                     lk.on_failure(peer_id)
+                    self._widen(i)
                 continue
             lk.on_response(peer_id, (table[r] for r in refs if ok[r]))
+            self._widen(i)
         for i in indices[len(answer.entries) :]:
             self.lookups[i].requeue(peer_id)
 
@@ -117,6 +142,7 @@ class BatchLookup:
         for i in indices:
             if not self.done[i]:
                 self.lookups[i].on_failure(peer_id)
+                self._widen(i)
 
 
 __all__ = ["BatchLookup"]

@@ -142,6 +142,14 @@ class Lookup:
             self._inflight[c.path] -= 1
         c.state = FAILED
 
+    def add_seeds(self, peers: Sequence[PeerInfo]) -> None:
+        """More depth-1 candidates (from our own table), dealt round-robin to the paths."""
+        n = len(self._paths)
+        for i, peer in enumerate(peers):
+            self._add(peer, 1, i % n)
+        for cands in self._paths:
+            cands.sort(key=_dist_of)
+
     def requeue(self, node_id: bytes) -> None:
         """An in-flight query to ``node_id`` went unanswered without failing: ask again."""
         c = self._by_id.get(node_id)

@@ -715,7 +715,7 @@ class Protocol:
         cfg, rt = self.config, self.routing_table
         op.batch = batch = BatchLookup(
             keys,
-            lambda key: rt.closest(key, cfg.k),
+            lambda key, count: rt.closest(key, count),
             k=cfg.k,
             # a value lookup ends at its first holder: asking many at once mostly repeats it
             alpha=cfg.alpha if purpose == GET_MANY else cfg.batch_alpha,

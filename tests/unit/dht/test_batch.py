@@ -18,6 +18,7 @@ from hashmesh.dht import (
     GetManyDone,
     LookupDone,
     LookupManyDone,
+    PeerInfo,
     Protocol,
     PutManyDone,
     ValueRecord,
@@ -26,6 +27,7 @@ from hashmesh.dht import (
 )
 from hashmesh.dht.records import MAX_VALUE_BYTES
 from hashmesh.errors import RecordError
+from hashmesh.ids import distance
 
 
 class WireNet(MemNet):
@@ -158,3 +160,31 @@ def test_empty_batches_finish_at_once() -> None:
     ):
         e = n.result(2, n.call(2, method, []))
         assert isinstance(e, want) and e.messages == 0
+
+
+def test_value_batches_start_narrow_and_widen_on_a_miss() -> None:
+    """get_many asks each key's alpha closest first; a miss or failure brings in k seeds."""
+    from hashmesh.dht.batch import BatchLookup
+
+    rng = random.Random(42)
+    peers = [PeerInfo.make(rng.randbytes(32), "10.0.0.1", 7000 + i) for i in range(12)]
+    asked: list[int] = []
+
+    def seeds_for(key: bytes, count: int) -> list[PeerInfo]:
+        asked.append(count)
+        return sorted(peers, key=lambda p: distance(p.id, key))[:count]
+
+    keys = [rng.randbytes(32) for _ in range(2)]
+    b = BatchLookup(keys, seeds_for, k=8, alpha=3, exclude=None, want_values=True)
+    assert asked == [3, 3]
+    first = b.next_queries(range(2))
+    assert sum(len(idx) for _, idx in first) == 6  # three peers per key, no more
+    peer = next(q[0] for q in first if 0 in q[1])
+    b.on_answer(peer.id, [0], FoundMany(1, peer, (), ((None, ()),)), lambda r, k: True)
+    assert asked == [3, 3, 8]  # key 0 missed: widened from the table
+    b.on_failure(peer.id, [0])  # a second miss or failure does not widen again
+    assert asked == [3, 3, 8]
+    rec = ValueRecord.of(b"v")
+    other = next(q for q in first if 1 in q[1])[0]
+    b.on_answer(other.id, [1], FoundMany(2, other, (), ((rec, ()),)), lambda r, k: True)
+    assert b.done[1] and b.records[1] == rec and asked == [3, 3, 8]
