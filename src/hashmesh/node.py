@@ -51,6 +51,7 @@ from hashmesh.peering import (
     HEALTH_FAILURES,
     HEALTH_SAMPLE,
     LOST_PROBES,
+    RECHECK_DELAY,
     PeerHealth,
     addr,
 )
@@ -96,6 +97,7 @@ class Node(RepairMixin, ReportMixin):
         self._cache_bytes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._repair_wakeup = asyncio.Event()
+        self._rechecks: dict[bytes, float] = {}  # received replica -> when repair checks it
         self._announcing: set[asyncio.Task[None]] = set()
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
@@ -332,12 +334,14 @@ class Node(RepairMixin, ReportMixin):
     ) -> None:
         assert self.store is not None and self.planner is not None
         stored = await self._block_writes.submit([(d, c.codec) for c, d in items])
+        due = asyncio.get_running_loop().time() + RECHECK_DELAY
         for cid in stored:
             self._cids[cid.digest] = cid
             self._cache.pop(cid.digest, None)  # a replica is never evicted as cache
-            # The sender is placing this block and queues it for repair itself if it falls
-            # short; if the sender dies, its node_down queues every block it held here.
+            # The sender is still placing this block (it queues what falls short itself):
+            # repair checks it here only later, when that is done (RECHECK_DELAY).
             self.planner.track(cid.digest, [peer.node_id.value], dirty=False)
+            self._rechecks[cid.digest] = due
 
     # ------------------------------------------------------------------ writing
     async def put_path(self, path: str | Path, **meta: Any) -> dict[str, Any]:

@@ -29,10 +29,20 @@ class RepairMixin:
                 await asyncio.wait_for(self._repair_wakeup.wait(), 5.0)
             self._repair_wakeup.clear()
             self._sync_live()
+            self._queue_due_rechecks()
             try:
                 await self.repair_once()
             except HashmeshError as exc:
                 log.warning("repair pass failed: %s", exc)
+
+    def _queue_due_rechecks(self) -> None:
+        """Queue the received replicas whose RECHECK_DELAY has passed for a repair check."""
+        now = asyncio.get_running_loop().time()
+        due = [key for key, when in self._rechecks.items() if when <= now]
+        for key in due:
+            del self._rechecks[key]
+            if key in self._cids:
+                self.planner.track(key)
 
     async def repair_once(self, limit: int = 512) -> int:
         """Carry out the planner's copy actions (checking HAVE first); copies made."""

@@ -17,6 +17,9 @@ HEALTH_FAILURES = 2  # consecutive failed pings before a peer counts as down
 LOST_PROBES = 900  # failed pings after which a peer no longer in the routing table is forgotten
 BLOCK_TIMEOUT = 30.0
 BATCH_BYTES = 2 * 1024 * 1024  # blocks bound for one peer are packed up to this size
+# A received replica is checked by repair (HAVE to its other targets) this long after it
+# arrived, once its sender has finished placing it, instead of racing the sender's pushes.
+RECHECK_DELAY = 10.0
 
 
 @dataclass
