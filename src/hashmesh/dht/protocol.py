@@ -26,23 +26,19 @@ from __future__ import annotations
 import heapq
 import random
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Sequence
 
 from hashmesh.config import DhtConfig
 from hashmesh.dht import events as ev
-from hashmesh.dht.batch import BatchLookup
-from hashmesh.dht.codec import MAX_MESSAGE_BYTES, MAX_PEERS, MAX_PROVIDERS, MAX_TABLE_PEERS
+from hashmesh.dht.batching import BatchCalls
+from hashmesh.dht.codec import MAX_PEERS, MAX_PROVIDERS
 from hashmesh.dht.lookup import Lookup
 from hashmesh.dht.messages import (
-    BATCH_VALUE_BYTES,
-    MAX_BATCH_RECORDS,
     RESPONSE_FOR,
     AddProvider,
     FindMany,
     FindNode,
     FindValue,
-    FoundMany,
     GetProviders,
     Message,
     Nodes,
@@ -57,6 +53,20 @@ from hashmesh.dht.messages import (
     peer_id_ok,
     peer_puzzle_ok,
 )
+from hashmesh.dht.ops import (
+    BOOTSTRAP,
+    FIND_PROVIDERS,
+    GET,
+    LOOKUP,
+    PROVIDE,
+    PUT,
+    QUERY,
+    REFRESH,
+    REPUBLISH,
+    Op,
+    Rpc,
+    store_batches,
+)
 from hashmesh.dht.records import ProviderRecord, Record, RecordStore, SignedRecord, validate
 from hashmesh.dht.routing import RoutingTable
 from hashmesh.errors import RecordError
@@ -64,102 +74,9 @@ from hashmesh.ids import NodeId
 
 MAX_PEERS_PER_RESPONSE = MAX_PEERS
 _U64 = (1 << 64) - 1
-# What one FoundMany may fill (estimated msgpack bytes), leaving room for its envelope.
-_FOUND_MANY_BUDGET = MAX_MESSAGE_BYTES - 4096
-
-# Operation purposes.
-(
-    LOOKUP,
-    BOOTSTRAP,
-    REFRESH,
-    GET,
-    PUT,
-    PROVIDE,
-    FIND_PROVIDERS,
-    REPUBLISH,
-    ACKS,
-    LOOKUP_MANY,
-    GET_MANY,
-    PUT_MANY,
-) = range(12)
-_QUERY: dict[int, Callable[[int, PeerInfo, bytes], Message]] = {
-    GET: FindValue,
-    FIND_PROVIDERS: GetProviders,
-}
-_T = TypeVar("_T")
 
 
-class _Op:
-    __slots__ = (
-        "batch",
-        "dirty",
-        "found",
-        "items",
-        "keys",
-        "lookup",
-        "op",
-        "parts",
-        "public",
-        "purpose",
-        "record",
-        "region_of",
-        "round_size",
-        "sent",
-        "stored",
-        "waiting",
-    )
-
-    def __init__(self, op: int, purpose: int, public: bool) -> None:
-        self.op = op
-        self.purpose = purpose
-        self.public = public
-        self.lookup: Lookup | None = None
-        self.record: Record | None = None
-        self.keys: list[bytes] | None = None
-        self.found: dict[bytes, PeerInfo] | None = None
-        self.waiting = 0  # outstanding acks (store phase)
-        # batched calls
-        self.batch: BatchLookup | None = None
-        self.items: list[Record] = []  # put_many's records
-        self.parts: dict[int, list[int]] = {}  # request rpc id -> the key indices it carries
-        self.stored: list[int] = []  # put_many: acknowledgements per record
-        self.region_of: list[int] = []  # put_many: each record's region (its lookup)
-        self.sent = 0  # requests sent
-        self.dirty: set[int] = set()  # keys answered since the batch last sent queries
-        self.round_size = 0  # queries the batch had in flight when it last sent
-
-
-class _Rpc:
-    __slots__ = ("deadline", "op", "peer", "request", "rid")
-
-    def __init__(self, peer: PeerInfo, request: type, op: int, deadline: float, rid: int) -> None:
-        self.peer = peer
-        self.request = request
-        self.op = op  # 0: an eviction ping
-        self.deadline = deadline
-        self.rid = rid
-
-
-def _value_bytes(record: Record) -> int:
-    return len(getattr(record, "value", b"")) + len(getattr(record, "salt", b""))
-
-
-def _store_batches(items: Sequence[_T], record_of: Callable[[_T], Record]) -> Iterator[list[_T]]:
-    """Split ``items`` into StoreMany-sized runs (by count and by value bytes)."""
-    batch: list[_T] = []
-    size = 0
-    for item in items:
-        n = _value_bytes(record_of(item)) + 256
-        if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > BATCH_VALUE_BYTES):
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += n
-    if batch:
-        yield batch
-
-
-class Protocol:
+class Protocol(BatchCalls):
     """One Kademlia node's brain: feed it input, drain its output."""
 
     def __init__(
@@ -178,8 +95,8 @@ class Protocol:
         self.records = RecordStore(config.max_records, config.max_providers_per_key)
         self._out: list[tuple[PeerInfo, Message]] = []
         self._events: deque[ev.Event] = deque()
-        self._ops: dict[int, _Op] = {}
-        self._pending: dict[int, _Rpc] = {}
+        self._ops: dict[int, Op] = {}
+        self._pending: dict[int, Rpc] = {}
         self._timers: list[tuple[float, int]] = []
         self._pinging: set[bytes] = set()
         self._head_ping_due: dict[int, float] = {}  # bucket index -> next head ping allowed
@@ -329,44 +246,6 @@ class Protocol:
         op = self._begin(FIND_PROVIDERS, key, now, public=True, found=True)
         return op.op
 
-    def lookup_many(self, keys: Sequence[bytes], now: float) -> int:
-        """Find the k closest peers of each key, queries merged -> :class:`LookupManyDone`."""
-        self._start(now)
-        return self._begin_batch(LOOKUP_MANY, keys, now).op
-
-    def get_many(self, keys: Sequence[bytes], now: float) -> int:
-        """Find a valid record under each key (local copies first) -> :class:`GetManyDone`."""
-        self._start(now)
-        op = self._begin_batch(GET_MANY, keys, now, local=True)
-        return op.op
-
-    def put_many(self, records: Sequence[Record], now: float) -> int:
-        """Store each record at its k closest peers, as StoreMany batches -> :class:`PutManyDone`.
-
-        Like republishing, one lookup per keyspace region (records whose keys share a
-        prefix as long as our own neighbourhood's) finds the peers; each record goes to
-        its k closest among the live peers that lookup heard of and the routing table's
-        peers in the region (:meth:`_region_pools`).
-        RecordError (before anything is sent) if any record is invalid.
-        """
-        for record in records:
-            validate(record, now)
-        self._start(now)
-        for record in records:
-            self._originated[record.key] = record
-        bits = self._region_bits()
-        regions: dict[int, int] = {}
-        targets: list[bytes] = []
-        region_of: list[int] = []
-        for record in records:
-            prefix = int.from_bytes(record.key, "big") >> (256 - bits)
-            if prefix not in regions:
-                regions[prefix] = len(targets)
-                targets.append(record.key)
-            region_of.append(regions[prefix])
-        op = self._begin_batch(PUT_MANY, targets, now, items=records, region_of=region_of)
-        return op.op
-
     def make_signed(self, salt: bytes, seq: int, value: bytes, now: float) -> SignedRecord:
         """A record signed with our key, expiring ``record_ttl`` from ``now`` (needs ``sign``)."""
         if self.sign is None:
@@ -427,37 +306,6 @@ class Protocol:
                 refused = refused or str(exc)
         return StoreAck(m.rpc_id, self.me, not refused, refused)
 
-    def _on_find_many(self, sender: PeerInfo, m: FindMany, now: float) -> Message:
-        """Answer as many keys (in order) as fit one message; the requester re-asks the rest."""
-        rt, records = self.routing_table, self.records
-        exclude = sender.node_id.value
-        table: list[PeerInfo] = []
-        index: dict[bytes, int] = {}
-        entries: list[tuple[Record | None, tuple[int, ...]]] = []
-        used = 0
-        for key in m.keys:
-            rec = records.get(key, now) if m.want_values else None
-            if rec is not None:
-                cost = _value_bytes(rec) + 320
-                if entries and used + cost > _FOUND_MANY_BUDGET:
-                    break
-                entries.append((rec, ()))
-                used += cost
-                continue
-            near = rt.closest(key, self._resp_peers, exclude=exclude)
-            new = [p for p in near if p.node_id.value not in index]
-            cost = 8 + 3 * len(near) + sum(80 + len(p.host) for p in new)
-            if entries and (
-                used + cost > _FOUND_MANY_BUDGET or len(table) + len(new) > MAX_TABLE_PEERS
-            ):
-                break
-            for p in new:
-                index[p.node_id.value] = len(table)
-                table.append(p)
-            entries.append((None, tuple(index[p.node_id.value] for p in near)))
-            used += cost
-        return FoundMany(m.rpc_id, self.me, tuple(table), tuple(entries))
-
     def _on_add_provider(self, sender: PeerInfo, m: AddProvider, now: float) -> Message:
         if m.provider.public_key != sender.public_key or m.provider.node_id != sender.node_id:
             return StoreAck(m.rpc_id, self.me, False, "provider must be the sender")
@@ -489,8 +337,8 @@ class Protocol:
         self._next_rpc = (self._next_rpc + 1) & _U64
         return self._next_rpc
 
-    def _new_op(self, purpose: int, public: bool) -> _Op:
-        op = _Op(self._next_op, purpose, public)
+    def _new_op(self, purpose: int, public: bool) -> Op:
+        op = Op(self._next_op, purpose, public)
         self._next_op += 1
         return op
 
@@ -504,7 +352,7 @@ class Protocol:
         record: Record | None = None,
         keys: list[bytes] | None = None,
         found: bool = False,
-    ) -> _Op:
+    ) -> Op:
         op = self._new_op(purpose, public)
         op.record = record
         op.keys = keys
@@ -522,11 +370,11 @@ class Protocol:
         self._pump(op, now)
         return op
 
-    def _pump(self, op: _Op, now: float) -> None:
+    def _pump(self, op: Op, now: float) -> None:
         lk = op.lookup
         if lk is None:
             return
-        query = _QUERY.get(op.purpose, FindNode)
+        query = QUERY.get(op.purpose, FindNode)
         for peer in lk.next_queries():
             self._request(peer, query(self._rpc_id(), self.me, lk.target), op.op, now)
         if lk.finished:
@@ -534,7 +382,7 @@ class Protocol:
 
     def _request(self, peer: PeerInfo, msg: Message, op: int, now: float) -> None:
         deadline = now + self.config.request_timeout
-        self._pending[msg.rpc_id] = _Rpc(peer, type(msg), op, deadline, msg.rpc_id)
+        self._pending[msg.rpc_id] = Rpc(peer, type(msg), op, deadline, msg.rpc_id)
         heapq.heappush(self._timers, (deadline, msg.rpc_id))
         self._out.append((peer, msg))
 
@@ -551,7 +399,7 @@ class Protocol:
             self._pinging.add(hid)
             self._request(head, Ping(self._rpc_id(), self.me), 0, now)
 
-    def _on_response(self, rpc: _Rpc, m: Message, now: float) -> None:
+    def _on_response(self, rpc: Rpc, m: Message, now: float) -> None:
         if rpc.op == 0:
             self._pinging.discard(rpc.peer.node_id.value)
             return
@@ -588,7 +436,7 @@ class Protocol:
                 op.found[nid] = rpc.peer
             self._ack_done(op)
 
-    def _on_failure(self, rpc: _Rpc, now: float) -> None:
+    def _on_failure(self, rpc: Rpc, now: float) -> None:
         nid = rpc.peer.node_id.value
         evicted = self.routing_table.record_failure(nid, now)
         if rpc.op == 0:
@@ -609,7 +457,7 @@ class Protocol:
             op.lookup.on_failure(nid)
             self._pump(op, now)
 
-    def _ack_done(self, op: _Op) -> None:
+    def _ack_done(self, op: Op) -> None:
         op.waiting -= 1
         if op.waiting <= 0:
             del self._ops[op.op]
@@ -620,7 +468,7 @@ class Protocol:
                 cls = ev.PutDone if op.purpose == PUT else ev.ProvideDone
                 self._events.append(cls(op.op, n, hops, msgs))
 
-    def _value_found(self, op: _Op, record: Record, source: bytes, now: float) -> None:
+    def _value_found(self, op: Op, record: Record, source: bytes, now: float) -> None:
         lk = op.lookup
         if lk is None:
             return
@@ -632,7 +480,7 @@ class Protocol:
         if op.public:
             self._events.append(ev.GetDone(op.op, record, lk.depth_of(source), lk.messages))
 
-    def _lookup_finished(self, op: _Op, now: float) -> None:
+    def _lookup_finished(self, op: Op, now: float) -> None:
         lk = op.lookup
         if lk is None:
             return
@@ -670,7 +518,7 @@ class Protocol:
         mine = int.from_bytes(self.me.node_id.value, "big") ^ t
         return mine < int.from_bytes(closest[-1].node_id.value, "big") ^ t
 
-    def _store_phase(self, op: _Op, closest: list[PeerInfo], now: float) -> None:
+    def _store_phase(self, op: Op, closest: list[PeerInfo], now: float) -> None:
         key = op.lookup.target  # type: ignore[union-attr]
         me = self.me
         mine = self._is_mine(key, closest)
@@ -696,136 +544,6 @@ class Protocol:
                 self._request(peer, AddProvider(self._rpc_id(), me, key, me, exp), op.op, now)
         op.waiting = len(closest) + 1
         self._ack_done(op)  # the +1 makes an empty store phase finish at once
-
-    # --- batched calls ---------------------------------------------------------
-
-    def _begin_batch(
-        self,
-        purpose: int,
-        keys: Sequence[bytes],
-        now: float,
-        *,
-        local: bool = False,
-        items: Sequence[Record] = (),
-        region_of: list[int] | None = None,
-    ) -> _Op:
-        op = self._new_op(purpose, public=True)
-        op.items = list(items)
-        op.region_of = region_of or []
-        cfg, rt = self.config, self.routing_table
-        op.batch = batch = BatchLookup(
-            keys,
-            lambda key, count: rt.closest(key, count),
-            k=cfg.k,
-            # a value lookup ends at its first holder: asking many at once mostly repeats it
-            alpha=cfg.alpha if purpose == GET_MANY else cfg.batch_alpha,
-            exclude=self.me.node_id.value,
-            want_values=purpose == GET_MANY,
-        )
-        if local:
-            for i, key in enumerate(batch.keys):
-                rec = self.records.get(key, now)
-                if rec is not None:
-                    batch.finish(i, rec)
-        self._ops[op.op] = op
-        self._pump_batch(op, range(len(batch.keys)), now)
-        return op
-
-    def _pump_batch(self, op: _Op, indices: Sequence[int] | range, now: float) -> None:
-        batch = op.batch
-        if batch is None or op.waiting or self._ops.get(op.op) is not op:
-            return  # finished, or already storing
-        want = batch.want_values
-        for peer, idx in batch.next_queries(indices):
-            rid = self._rpc_id()
-            op.parts[rid] = idx
-            op.sent += 1
-            keys = tuple(batch.keys[i] for i in idx)
-            self._request(peer, FindMany(rid, self.me, keys, want), op.op, now)
-        op.round_size = len(op.parts)
-        if batch.finished:
-            self._batch_finished(op, now)
-
-    def _on_batch_response(self, op: _Op, rpc: _Rpc, m: Message | None, now: float) -> None:
-        """An answer (``m``) or a failure (``m`` None) of one of a batched call's requests."""
-        idx = op.parts.pop(rpc.rid, None)
-        batch = op.batch
-        if idx is None or batch is None:
-            return
-        if rpc.request is StoreMany:
-            if isinstance(m, StoreAck) and m.ok:
-                for i in idx:
-                    op.stored[i] += 1
-            self._batch_ack(op)
-            return
-        nid = rpc.peer.node_id.value
-        if isinstance(m, FoundMany):
-            batch.on_answer(nid, idx, m, lambda rec, key: self._record_ok(rec, key, now))
-        else:
-            batch.on_failure(nid, idx)
-        op.dirty.update(idx)
-        # Rounds: the keys' next queries go out together once most of this round's answers
-        # are in (so they merge into few requests); a straggler holds up only its own keys.
-        if batch.finished or len(op.parts) <= op.round_size // 4:
-            dirty = sorted(op.dirty)
-            op.dirty.clear()
-            self._pump_batch(op, dirty, now)
-
-    def _record_ok(self, record: Record, key: bytes, now: float) -> bool:
-        try:
-            validate(record, now, key)
-        except RecordError:
-            return False
-        return True
-
-    def _batch_finished(self, op: _Op, now: float) -> None:
-        batch = op.batch
-        assert batch is not None
-        if op.purpose == PUT_MANY:
-            self._put_many_store(op, batch, now)
-            return
-        del self._ops[op.op]
-        op.parts.clear()
-        if op.purpose == GET_MANY:
-            self._events.append(ev.GetManyDone(op.op, batch.records, op.sent))
-        else:
-            closest = [lk.closest() for lk in batch.lookups]
-            self._events.append(ev.LookupManyDone(op.op, closest, op.sent))
-
-    def _put_many_store(self, op: _Op, batch: BatchLookup, now: float) -> None:
-        records = op.items
-        op.stored = [0] * len(records)
-        op.parts.clear()  # late FindMany answers no longer matter
-        per_peer: dict[bytes, tuple[PeerInfo, list[int]]] = {}
-        k = self.config.k
-        pools = self._region_pools(batch.lookups)
-        for i, record in enumerate(records):
-            t = int.from_bytes(record.key, "big")
-            near = heapq.nsmallest(k, pools[op.region_of[i]], key=lambda e: e[0] ^ t)
-            closest = [peer for _, peer in near]
-            if self._is_mine(record.key, closest):
-                try:
-                    self.records.put(record, now, self.config.record_ttl, received=False)
-                except RecordError:
-                    pass
-            for peer in closest:
-                per_peer.setdefault(peer.node_id.value, (peer, []))[1].append(i)
-        op.waiting = 1  # released below, so an empty store phase ends at once
-        for peer, idx in per_peer.values():
-            for run in _store_batches(idx, records.__getitem__):
-                rid = self._rpc_id()
-                op.parts[rid] = run
-                op.waiting += 1
-                op.sent += 1
-                items = tuple((records[i], 0.0) for i in run)
-                self._request(peer, StoreMany(rid, self.me, items), op.op, now)
-        self._batch_ack(op)
-
-    def _batch_ack(self, op: _Op) -> None:
-        op.waiting -= 1
-        if op.waiting <= 0 and self._ops.get(op.op) is op:
-            del self._ops[op.op]
-            self._events.append(ev.PutManyDone(op.op, op.stored, op.sent))
 
     # --- maintenance ----------------------------------------------------------
 
@@ -878,26 +596,7 @@ class Protocol:
         for keys in regions.values():
             self._begin(REPUBLISH, keys[0], now, public=False, keys=keys)
 
-    def _region_pools(self, lookups: Sequence[Lookup]) -> list[list[tuple[int, PeerInfo]]]:
-        """For each region's lookup, the peers to choose its keys' k closest from.
-
-        A lookup only reaches its own target's neighbourhood, so the routing table's
-        peers in the same region (all of them when the network is one region) join the
-        live peers the lookup heard of. Entries are (id as int, peer).
-        """
-        shift = 256 - self._region_bits()
-        in_region: dict[int, list[PeerInfo]] = {}
-        for p in self.routing_table.peers():
-            in_region.setdefault(int.from_bytes(p.node_id.value, "big") >> shift, []).append(p)
-        pools = []
-        for lk in lookups:
-            pool = {c.peer.node_id.value: c.peer for c in lk.known()}
-            for p in in_region.get(int.from_bytes(lk.target, "big") >> shift, ()):
-                pool.setdefault(p.node_id.value, p)
-            pools.append([(int.from_bytes(nid, "big"), p) for nid, p in pool.items()])
-        return pools
-
-    def _republish_region(self, op: _Op, closest: list[PeerInfo], now: float) -> None:
+    def _republish_region(self, op: Op, closest: list[PeerInfo], now: float) -> None:
         lk = op.lookup
         if lk is None:
             return
@@ -916,7 +615,7 @@ class Protocol:
                     batches.setdefault(peer.node_id.value, (peer, []))[1].append((rec, ttl))
         # one StoreMany per peer (split by count and value bytes), not one Store per record
         for peer, items in batches.values():
-            for run in _store_batches(items, lambda item: item[0]):
+            for run in store_batches(items, lambda item: item[0]):
                 self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(run))))
 
 

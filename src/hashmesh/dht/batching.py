@@ -1,0 +1,282 @@
+"""Batched DHT calls (``lookup_many``, ``get_many``, ``put_many``) of the sans-I/O core.
+
+:class:`BatchCalls` is a base of :class:`hashmesh.dht.protocol.Protocol`: the calls share
+its request table, routing table and record store. Each key keeps its own lookup
+(:mod:`hashmesh.dht.batch`); the queries the keys want to send to one peer go out as one
+``FindMany``, in rounds, and ``put_many`` sends ``StoreMany`` requests whose
+acknowledgements are counted per record. Also here: answering ``FindMany``, and the
+region pools that ``put_many`` and republishing choose peers from.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from hashmesh.config import DhtConfig
+from hashmesh.dht import events as ev
+from hashmesh.dht.batch import BatchLookup
+from hashmesh.dht.codec import MAX_MESSAGE_BYTES, MAX_TABLE_PEERS
+from hashmesh.dht.lookup import Lookup
+from hashmesh.dht.messages import (
+    FindMany,
+    FoundMany,
+    Message,
+    PeerInfo,
+    StoreAck,
+    StoreMany,
+)
+from hashmesh.dht.ops import GET_MANY, LOOKUP_MANY, PUT_MANY, Op, Rpc, store_batches, value_bytes
+from hashmesh.dht.records import Record, RecordStore, validate
+from hashmesh.dht.routing import RoutingTable
+from hashmesh.errors import RecordError
+
+# What one FoundMany may fill (estimated msgpack bytes), leaving room for its envelope.
+_FOUND_MANY_BUDGET = MAX_MESSAGE_BYTES - 4096
+
+
+class BatchCalls:
+    """The batched calls; mixed into ``Protocol``, whose state they use."""
+
+    me: PeerInfo
+    config: DhtConfig
+    routing_table: RoutingTable
+    records: RecordStore
+    _ops: dict[int, Op]
+    _events: deque[ev.Event]
+    _originated: dict[bytes, Record]
+    _resp_peers: int
+
+    if TYPE_CHECKING:  # provided by Protocol
+
+        def _start(self, now: float) -> None: ...
+        def _rpc_id(self) -> int: ...
+        def _new_op(self, purpose: int, public: bool) -> Op: ...
+        def _request(self, peer: PeerInfo, msg: Message, op: int, now: float) -> None: ...
+        def _is_mine(self, key: bytes, closest: list[PeerInfo]) -> bool: ...
+        def _region_bits(self) -> int: ...
+
+    # --- API ---------------------------------------------------------------------
+
+    def lookup_many(self, keys: Sequence[bytes], now: float) -> int:
+        """Find the k closest peers of each key, queries merged -> :class:`LookupManyDone`."""
+        self._start(now)
+        return self._begin_batch(LOOKUP_MANY, keys, now).op
+
+    def get_many(self, keys: Sequence[bytes], now: float) -> int:
+        """Find a valid record under each key (local copies first) -> :class:`GetManyDone`."""
+        self._start(now)
+        op = self._begin_batch(GET_MANY, keys, now, local=True)
+        return op.op
+
+    def put_many(self, records: Sequence[Record], now: float) -> int:
+        """Store each record at its k closest peers, as StoreMany batches -> :class:`PutManyDone`.
+
+        Like republishing, one lookup per keyspace region (records whose keys share a
+        prefix as long as our own neighbourhood's) finds the peers; each record goes to
+        its k closest among the live peers that lookup heard of and the routing table's
+        peers in the region (:meth:`_region_pools`).
+        RecordError (before anything is sent) if any record is invalid.
+        """
+        for record in records:
+            validate(record, now)
+        self._start(now)
+        for record in records:
+            self._originated[record.key] = record
+        bits = self._region_bits()
+        regions: dict[int, int] = {}
+        targets: list[bytes] = []
+        region_of: list[int] = []
+        for record in records:
+            prefix = int.from_bytes(record.key, "big") >> (256 - bits)
+            if prefix not in regions:
+                regions[prefix] = len(targets)
+                targets.append(record.key)
+            region_of.append(regions[prefix])
+        op = self._begin_batch(PUT_MANY, targets, now, items=records, region_of=region_of)
+        return op.op
+
+    def _on_find_many(self, sender: PeerInfo, m: FindMany, now: float) -> Message:
+        """Answer as many keys (in order) as fit one message; the requester re-asks the rest."""
+        rt, records = self.routing_table, self.records
+        exclude = sender.node_id.value
+        table: list[PeerInfo] = []
+        index: dict[bytes, int] = {}
+        entries: list[tuple[Record | None, tuple[int, ...]]] = []
+        used = 0
+        for key in m.keys:
+            rec = records.get(key, now) if m.want_values else None
+            if rec is not None:
+                cost = value_bytes(rec) + 320
+                if entries and used + cost > _FOUND_MANY_BUDGET:
+                    break
+                entries.append((rec, ()))
+                used += cost
+                continue
+            near = rt.closest(key, self._resp_peers, exclude=exclude)
+            new = [p for p in near if p.node_id.value not in index]
+            cost = 8 + 3 * len(near) + sum(80 + len(p.host) for p in new)
+            if entries and (
+                used + cost > _FOUND_MANY_BUDGET or len(table) + len(new) > MAX_TABLE_PEERS
+            ):
+                break
+            for p in new:
+                index[p.node_id.value] = len(table)
+                table.append(p)
+            entries.append((None, tuple(index[p.node_id.value] for p in near)))
+            used += cost
+        return FoundMany(m.rpc_id, self.me, tuple(table), tuple(entries))
+
+    # --- running a batch -----------------------------------------------------------
+
+    def _begin_batch(
+        self,
+        purpose: int,
+        keys: Sequence[bytes],
+        now: float,
+        *,
+        local: bool = False,
+        items: Sequence[Record] = (),
+        region_of: list[int] | None = None,
+    ) -> Op:
+        op = self._new_op(purpose, public=True)
+        op.items = list(items)
+        op.region_of = region_of or []
+        cfg, rt = self.config, self.routing_table
+        op.batch = batch = BatchLookup(
+            keys,
+            lambda key, count: rt.closest(key, count),
+            k=cfg.k,
+            # a value lookup ends at its first holder: asking many at once mostly repeats it
+            alpha=cfg.alpha if purpose == GET_MANY else cfg.batch_alpha,
+            exclude=self.me.node_id.value,
+            want_values=purpose == GET_MANY,
+        )
+        if local:
+            for i, key in enumerate(batch.keys):
+                rec = self.records.get(key, now)
+                if rec is not None:
+                    batch.finish(i, rec)
+        self._ops[op.op] = op
+        self._pump_batch(op, range(len(batch.keys)), now)
+        return op
+
+    def _pump_batch(self, op: Op, indices: Sequence[int] | range, now: float) -> None:
+        batch = op.batch
+        if batch is None or op.waiting or self._ops.get(op.op) is not op:
+            return  # finished, or already storing
+        want = batch.want_values
+        for peer, idx in batch.next_queries(indices):
+            rid = self._rpc_id()
+            op.parts[rid] = idx
+            op.sent += 1
+            keys = tuple(batch.keys[i] for i in idx)
+            self._request(peer, FindMany(rid, self.me, keys, want), op.op, now)
+        op.round_size = len(op.parts)
+        if batch.finished:
+            self._batch_finished(op, now)
+
+    def _on_batch_response(self, op: Op, rpc: Rpc, m: Message | None, now: float) -> None:
+        """An answer (``m``) or a failure (``m`` None) of one of a batched call's requests."""
+        idx = op.parts.pop(rpc.rid, None)
+        batch = op.batch
+        if idx is None or batch is None:
+            return
+        if rpc.request is StoreMany:
+            if isinstance(m, StoreAck) and m.ok:
+                for i in idx:
+                    op.stored[i] += 1
+            self._batch_ack(op)
+            return
+        nid = rpc.peer.node_id.value
+        if isinstance(m, FoundMany):
+            batch.on_answer(nid, idx, m, lambda rec, key: self._record_ok(rec, key, now))
+        else:
+            batch.on_failure(nid, idx)
+        op.dirty.update(idx)
+        # Rounds: the keys' next queries go out together once most of this round's answers
+        # are in (so they merge into few requests); a straggler holds up only its own keys.
+        if batch.finished or len(op.parts) <= op.round_size // 4:
+            dirty = sorted(op.dirty)
+            op.dirty.clear()
+            self._pump_batch(op, dirty, now)
+
+    def _record_ok(self, record: Record, key: bytes, now: float) -> bool:
+        try:
+            validate(record, now, key)
+        except RecordError:
+            return False
+        return True
+
+    def _batch_finished(self, op: Op, now: float) -> None:
+        batch = op.batch
+        assert batch is not None
+        if op.purpose == PUT_MANY:
+            self._put_many_store(op, batch, now)
+            return
+        del self._ops[op.op]
+        op.parts.clear()
+        if op.purpose == GET_MANY:
+            self._events.append(ev.GetManyDone(op.op, batch.records, op.sent))
+        else:
+            closest = [lk.closest() for lk in batch.lookups]
+            self._events.append(ev.LookupManyDone(op.op, closest, op.sent))
+
+    def _put_many_store(self, op: Op, batch: BatchLookup, now: float) -> None:
+        records = op.items
+        op.stored = [0] * len(records)
+        op.parts.clear()  # late FindMany answers no longer matter
+        per_peer: dict[bytes, tuple[PeerInfo, list[int]]] = {}
+        k = self.config.k
+        pools = self._region_pools(batch.lookups)
+        for i, record in enumerate(records):
+            t = int.from_bytes(record.key, "big")
+            near = heapq.nsmallest(k, pools[op.region_of[i]], key=lambda e: e[0] ^ t)
+            closest = [peer for _, peer in near]
+            if self._is_mine(record.key, closest):
+                try:
+                    self.records.put(record, now, self.config.record_ttl, received=False)
+                except RecordError:
+                    pass
+            for peer in closest:
+                per_peer.setdefault(peer.node_id.value, (peer, []))[1].append(i)
+        op.waiting = 1  # released below, so an empty store phase ends at once
+        for peer, idx in per_peer.values():
+            for run in store_batches(idx, records.__getitem__):
+                rid = self._rpc_id()
+                op.parts[rid] = run
+                op.waiting += 1
+                op.sent += 1
+                items = tuple((records[i], 0.0) for i in run)
+                self._request(peer, StoreMany(rid, self.me, items), op.op, now)
+        self._batch_ack(op)
+
+    def _batch_ack(self, op: Op) -> None:
+        op.waiting -= 1
+        if op.waiting <= 0 and self._ops.get(op.op) is op:
+            del self._ops[op.op]
+            self._events.append(ev.PutManyDone(op.op, op.stored, op.sent))
+
+    def _region_pools(self, lookups: Sequence[Lookup]) -> list[list[tuple[int, PeerInfo]]]:
+        """For each region's lookup, the peers to choose its keys' k closest from.
+
+        A lookup only reaches its own target's neighbourhood, so the routing table's
+        peers in the same region (all of them when the network is one region) join the
+        live peers the lookup heard of. Entries are (id as int, peer).
+        """
+        shift = 256 - self._region_bits()
+        in_region: dict[int, list[PeerInfo]] = {}
+        for p in self.routing_table.peers():
+            in_region.setdefault(int.from_bytes(p.node_id.value, "big") >> shift, []).append(p)
+        pools = []
+        for lk in lookups:
+            pool = {c.peer.node_id.value: c.peer for c in lk.known()}
+            for p in in_region.get(int.from_bytes(lk.target, "big") >> shift, ()):
+                pool.setdefault(p.node_id.value, p)
+            pools.append([(int.from_bytes(nid, "big"), p) for nid, p in pool.items()])
+        return pools
+
+
+__all__ = ["BatchCalls"]
