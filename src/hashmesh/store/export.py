@@ -30,8 +30,10 @@ _READERS = ThreadPoolExecutor(2, thread_name_prefix="hashmesh-export")
 def _write_file(
     blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
 ) -> None:
-    # one reader thread reads and verifies pieces ahead (BLAKE3 releases the GIL)
-    # while this thread writes; at most READ_AHEAD pieces are in memory
+    # One reader thread reads and verifies pieces ahead (BLAKE3 releases the GIL)
+    # while this thread writes; at most READ_AHEAD pieces are in memory.
+    # No fsync: an export is a copy (the durable one is in the store), written under a
+    # temporary name and renamed into place when complete, like cp or `tahoe get`.
     ahead: deque[Future[bytes | memoryview]] = deque()
     try:
         with open(dest, "xb") as f:
@@ -52,8 +54,6 @@ def _write_file(
         for fut in ahead:
             if not fut.cancelled():
                 fut.exception()  # waits; the outcome no longer matters
-        # No fsync: an export is a copy (the durable one is in the store), written under a
-        # temporary name and renamed into place when complete, like cp or `tahoe get`.
 
 
 def _write_tree(
