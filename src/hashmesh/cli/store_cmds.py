@@ -191,13 +191,17 @@ def ls(
     async def go(store: Store) -> list[FileInfo]:
         return await store.ls(limit=limit)
 
-    infos = _with_store(ctx, repo, go)
+    _print_files(_with_store(ctx, repo, go), json_out, "(repository is empty)")
+
+
+def _print_files(infos: list[FileInfo], json_out: bool, empty: str) -> None:
+    """A list of files as JSON or a table; ``empty`` (to stderr) when there are none."""
     if json_out:
         render.print_json([i.to_json() for i in infos])
     elif infos:
         render.files_table(infos)
     else:
-        render.err("(repository is empty)")
+        render.err(empty)
 
 
 def search(
@@ -235,13 +239,7 @@ def search(
             limit=limit,
         )
 
-    infos = _with_store(ctx, repo, go)
-    if json_out:
-        render.print_json([i.to_json() for i in infos])
-    elif infos:
-        render.files_table(infos)
-    else:
-        render.err("no matches")
+    _print_files(_with_store(ctx, repo, go), json_out, "no matches")
 
 
 def stat(

@@ -71,11 +71,6 @@ class BatchLookup:
     def finished(self) -> bool:
         return self.remaining == 0
 
-    @property
-    def messages(self) -> int:
-        """Key-queries sent (a FindMany of n keys counts n); see the protocol for requests."""
-        return sum(lk.messages for lk in self.lookups)
-
     def _widen(self, i: int) -> None:
         if self.narrow[i]:
             self.narrow[i] = False

@@ -216,8 +216,7 @@ class BatchCalls:
         if op.purpose == PUT_MANY:
             self._put_many_store(op, batch, now)
             return
-        del self._ops[op.op]
-        op.parts.clear()
+        del self._ops[op.op]  # answers still on their way find no operation and are dropped
         if op.purpose == GET_MANY:
             self._events.append(ev.GetManyDone(op.op, batch.records, op.sent))
         else:

@@ -254,6 +254,13 @@ def _list(x: Any, what: str, size: int | None = None, max_len: int | None = None
     return x
 
 
+def _batch(x: Any, what: str, max_len: int) -> list[Any]:
+    """The list of a batch message: 1..``max_len`` items."""
+    if type(x) is not list or not 1 <= len(x) <= max_len:
+        raise DecodeError(f"{what}: expected a list of 1..{max_len}")
+    return x
+
+
 def _read_peer(x: Any, what: str = "peer") -> PeerInfo:
     f = _list(x, what, 4)
     node_id = _bin(f[0], what + ".node_id", 32)
@@ -335,9 +342,7 @@ def _d_store(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
 
 def _d_store_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     _list(f, "fields", 1)
-    raw = f[0]
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_RECORDS:
-        raise DecodeError(f"items: expected a list of 1..{MAX_BATCH_RECORDS}")
+    raw = _batch(f[0], "items", MAX_BATCH_RECORDS)
     return StoreMany(rpc, sender, tuple(_read_store_item(item) for item in raw))
 
 
@@ -373,9 +378,7 @@ def _d_providers(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
 
 def _d_find_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     _list(f, "fields", 2)
-    raw = f[0]
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_KEYS:
-        raise DecodeError(f"keys: expected a list of 1..{MAX_BATCH_KEYS}")
+    raw = _batch(f[0], "keys", MAX_BATCH_KEYS)
     if type(f[1]) is not bool:
         raise DecodeError("want_values: expected a boolean")
     return FindMany(rpc, sender, tuple(_bin(k, "key", 32) for k in raw), f[1])
@@ -384,9 +387,7 @@ def _d_find_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
 def _d_found_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     _list(f, "fields", 2)
     peers = _read_peers(f[0], "peers", MAX_TABLE_PEERS)
-    raw = f[1]
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_BATCH_KEYS:
-        raise DecodeError(f"entries: expected a list of 1..{MAX_BATCH_KEYS}")
+    raw = _batch(f[1], "entries", MAX_BATCH_KEYS)
     n = len(peers)
     entries = []
     for item in raw:

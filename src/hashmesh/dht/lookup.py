@@ -79,10 +79,7 @@ class Lookup:
         self._inflight = [0] * n
         self._by_id: dict[bytes, Candidate] = {}
         self.messages = 0
-        for i, peer in enumerate(seeds):
-            self._add(peer, 1, i % n)
-        for cands in self._paths:
-            cands.sort(key=_dist_of)
+        self.add_seeds(seeds)
 
     def _add(self, peer: PeerInfo, depth: int, path: int) -> bool:
         """Append a new candidate (unsorted: the caller sorts the path afterwards)."""
@@ -143,7 +140,7 @@ class Lookup:
         c.state = FAILED
 
     def add_seeds(self, peers: Sequence[PeerInfo]) -> None:
-        """More depth-1 candidates (from our own table), dealt round-robin to the paths."""
+        """Depth-1 candidates (from our own table), dealt round-robin to the paths."""
         n = len(self._paths)
         for i, peer in enumerate(peers):
             self._add(peer, 1, i % n)

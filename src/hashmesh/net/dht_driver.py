@@ -143,9 +143,16 @@ class DhtDriver:
         if self._closed or self._loop is None:
             return
         for peer, msg in self.protocol.messages_to_send():
-            if self._send_nowait(peer, msg):
+            address = PeerAddress(peer.node_id, peer.host, peer.port)
+            try:
+                body = codec.encode(msg)
+                if self.endpoint.send_nowait(address, Kind.DHT, body):  # open: no task
+                    self.sent += 1
+                    continue
+            except (HashmeshError, OSError) as exc:
+                self._loop.call_soon(self._send_failed, peer, msg, exc)
                 continue
-            task = self._loop.create_task(self._send(peer, msg))
+            task = self._loop.create_task(self._send(peer, msg, address, body))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
         while (event := self.protocol.next_event()) is not None:
@@ -169,29 +176,21 @@ class DhtDriver:
         self.protocol.handle_timer(self.now())
         self._pump()
 
-    def _send_nowait(self, peer: dht.PeerInfo, msg: dht.Message) -> bool:
-        """Send on an open connection without a task; False: use :meth:`_send`."""
-        address = PeerAddress(peer.node_id, peer.host, peer.port)
+    async def _send(
+        self, peer: dht.PeerInfo, msg: dht.Message, address: PeerAddress, body: bytes
+    ) -> None:
+        """Dial if needed and send, waiting while the connection's writes are paused."""
         try:
-            sent = self.endpoint.send_nowait(address, Kind.DHT, codec.encode(msg))
-        except (HashmeshError, OSError):
-            return False  # _send reports the failure
-        if sent:
-            self.sent += 1
-        return sent
-
-    async def _send(self, peer: dht.PeerInfo, msg: dht.Message) -> None:
-        try:
-            body = codec.encode(msg)
-            await self.endpoint.send(
-                PeerAddress(peer.node_id, peer.host, peer.port), Kind.DHT, body
-            )
+            await self.endpoint.send(address, Kind.DHT, body)
             self.sent += 1
         except (HashmeshError, OSError) as exc:
-            log.debug("DHT send to %s failed: %s", peer, exc)
-            if isinstance(msg, dht.REQUEST_TYPES) and not self._closed:
-                self.protocol.delivery_failed(peer, msg.rpc_id, self.now())
-                self._pump()
+            self._send_failed(peer, msg, exc)
+
+    def _send_failed(self, peer: dht.PeerInfo, msg: dht.Message, exc: BaseException) -> None:
+        log.debug("DHT send to %s failed: %s", peer, exc)
+        if isinstance(msg, dht.REQUEST_TYPES) and not self._closed:
+            self.protocol.delivery_failed(peer, msg.rpc_id, self.now())
+            self._pump()
 
 
 __all__ = ["DhtDriver"]
