@@ -64,7 +64,8 @@ log = logging.getLogger(__name__)
 
 FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
-FETCH_PER_PEER = 4  # GET_MANY requests in flight per holder
+FETCH_PER_PEER = 4  # GET_MANY requests in flight per holder ...
+FETCH_SPLIT_MIN = 8  # ... when each would ask for at least this many blocks
 MAX_ANNOUNCING = 64  # provider announcements in flight
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
@@ -99,6 +100,7 @@ class Node(RepairMixin, ReportMixin):
         self._repair_wakeup = asyncio.Event()
         self._rechecks: dict[bytes, float] = {}  # received replica -> when repair checks it
         self._announcing: set[asyncio.Task[None]] = set()
+        self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self._replications: Coalescer[ContentId, dict[str, Any]]
@@ -124,7 +126,7 @@ class Node(RepairMixin, ReportMixin):
             lambda _key, items: store.put_blocks(items), size_of=lambda item: len(item[0])
         )
         self._small_puts = Coalescer(
-            lambda key, items: store.put_many(items, **dict(key)),  # type: ignore[arg-type]
+            lambda key, items: store.put_many(items, **dict(key)),  # type: ignore[call-overload]
             size_of=lambda item: len(item[1]),
         )
         self._replications = Coalescer(lambda _key, roots: self._replicate_roots(roots))
@@ -187,6 +189,8 @@ class Node(RepairMixin, ReportMixin):
                 log.warning("hand-off incomplete: %s", exc)
             self.driver.leave()
             await asyncio.sleep(0.2)  # let the record hand-off messages go out
+        if self._caching:
+            await asyncio.wait(self._caching, timeout=10)
         for task in [*self._tasks, *self._announcing]:
             task.cancel()
         for task in self._tasks:
@@ -510,11 +514,16 @@ class Node(RepairMixin, ReportMixin):
         return [i.to_json() for i in infos]
 
     async def _read_roots(self, roots: list[ContentId]) -> list[bytes]:
+        """The content of each root; a one-block file just fetched (verified) is handed
+        back as received, the rest is read from the store in one call."""
         assert self.store is not None
-        await self.fetch_dags(roots)
-        data = await self.store.get_many(roots)
+        fetched: dict[ContentId, bytes] = {}
+        await self.fetch_dags(roots, fetched)
+        rest = [r for r in dict.fromkeys(roots) if r.is_manifest or r not in fetched]
+        if rest:
+            fetched.update(zip(rest, await self.store.get_many(rest), strict=True))
         await self.trim_cache()
-        return data
+        return [fetched[r] for r in roots]
 
     async def get_many(self, ids: list[str]) -> list[bytes]:
         """Read many (small) files, fetching what is not local in batches."""
@@ -525,13 +534,16 @@ class Node(RepairMixin, ReportMixin):
         """Make every block under ``root`` local; returns how many were fetched."""
         return await self.fetch_dags([root])
 
-    async def fetch_dags(self, roots: list[ContentId]) -> int:
+    async def fetch_dags(
+        self, roots: list[ContentId], received: dict[ContentId, bytes] | None = None
+    ) -> int:
         """Make every block under ``roots`` local, one DAG level at a time.
 
         Each level: one local HAVE check, then the missing blocks grouped by their
         closest holder and fetched with GET_MANY (several in parallel), verified, and
         committed together; whatever a batch did not return is fetched one by one
         from any holder. A repeated call resumes: blocks already here are skipped.
+        The verified bytes of fetched raw roots go into ``received`` when given.
         """
         assert self.store is not None
         fetched = 0
@@ -540,11 +552,18 @@ class Node(RepairMixin, ReportMixin):
             have = await self.store.has_blocks(level)
             missing = [c for c, h in zip(level, have, strict=True) if not h]
             if missing:
-                fetched += await self._fetch_missing(missing)
+                keep = {c for c in missing if not c.is_manifest} if received is not None else set()
+                fetched += await self._fetch_missing(missing, keep, received)
+            received = None  # only the roots' level
             level = await self.store.children_many([c for c in level if c.is_manifest])
         return fetched
 
-    async def _fetch_missing(self, missing: list[ContentId]) -> int:
+    async def _fetch_missing(
+        self,
+        missing: list[ContentId],
+        keep: frozenset[ContentId] | set[ContentId] = frozenset(),
+        received: dict[ContentId, bytes] | None = None,
+    ) -> int:
         assert self.me is not None
         sem = asyncio.Semaphore(FETCH_PARALLEL)
 
@@ -559,32 +578,44 @@ class Node(RepairMixin, ReportMixin):
                 by_peer.setdefault(peer.id, (peer, []))[1].append(cid)
         got: set[ContentId] = set()
 
+        # blocks handed straight back to a reader need not wait for their cache commit
+        early = received is not None and all(c in keep for c in missing)
+
         async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
             async with sem:
-                got.update(await self._get_many_from(peer, cids))
+                for cid, data in await self._get_many_from(peer, cids, early):
+                    got.add(cid)
+                    if cid in keep and received is not None:
+                        received[cid] = data
 
         jobs = []
         for peer, cids in by_peer.values():
-            step = min(GET_BATCH, max(1, -(-len(cids) // FETCH_PER_PEER)))
+            step = min(GET_BATCH, max(FETCH_SPLIT_MIN, -(-len(cids) // FETCH_PER_PEER)))
             for i in range(0, len(cids), step):
                 jobs.append(batch(peer, cids[i : i + step]))
         await asyncio.gather(*jobs)
 
         async def single(cid: ContentId) -> None:
             async with sem:
-                await self._fetch_block(cid)
+                data = await self._fetch_block(cid)
+            if cid in keep and received is not None:
+                received[cid] = data
 
         await asyncio.gather(*(single(c) for c in missing if c not in got))
         return len(missing)
 
-    async def _get_many_from(self, peer: dht.PeerInfo, cids: list[ContentId]) -> list[ContentId]:
-        """Fetch what ``peer`` holds of ``cids`` (verified, committed); the ids stored.
+    async def _get_many_from(
+        self, peer: dht.PeerInfo, cids: list[ContentId], early: bool = False
+    ) -> list[tuple[ContentId, bytes]]:
+        """Fetch what ``peer`` holds of ``cids`` (verified, committed); the blocks stored.
 
         Each GET_MANY reply covers a prefix of the ids that fits one frame; the
-        rest is asked for again until the peer has answered for every id.
+        rest is asked for again until the peer has answered for every id. With
+        ``early`` the verified blocks are returned at once and committed to the
+        local cache in the background (a crash before that costs a re-fetch).
         """
         assert self.endpoint is not None
-        stored: list[ContentId] = []
+        stored: list[tuple[ContentId, bytes]] = []
         todo = list(cids)
         while todo:
             try:
@@ -604,13 +635,29 @@ class Node(RepairMixin, ReportMixin):
                 except IntegrityError as exc:
                     log.warning("%s (from %s)", exc, peer.node_id.short())
             todo = todo[len(datas) :]
-            if good:
-                await self._block_writes.submit([(d, c.codec) for c, d in good])
-                for cid, data in good:
-                    self._cids[cid.digest] = cid
-                    self._remember_cache(cid.digest, len(data))
-                stored += [c for c, _ in good]
+            if good and early:
+                task = asyncio.get_running_loop().create_task(self._cache_later(good))
+                self._caching.add(task)
+                task.add_done_callback(self._caching.discard)
+            elif good:
+                await self._cache_blocks(good)
+            stored += good
         return stored
+
+    async def _cache_blocks(self, good: list[tuple[ContentId, bytes]]) -> None:
+        """Commit fetched (verified) blocks as cache; the LRU may release them later."""
+        await self._block_writes.submit([(d, c.codec) for c, d in good])
+        for cid, data in good:
+            self._cids[cid.digest] = cid
+            self._remember_cache(cid.digest, len(data))
+
+    async def _cache_later(self, good: list[tuple[ContentId, bytes]]) -> None:
+        """:meth:`_cache_blocks` for blocks already handed to their reader: a failure
+        (a full disk) only means they will be fetched again next time."""
+        try:
+            await self._cache_blocks(good)
+        except HashmeshError as exc:
+            log.warning("caching %d fetched blocks failed: %s", len(good), exc)
 
     async def _holder_sources(self, cid: ContentId) -> AsyncIterator[list[dht.PeerInfo]]:
         """Candidate holders, cheapest first: placement (table or lookup), then a fresh
@@ -622,7 +669,7 @@ class Node(RepairMixin, ReportMixin):
         with contextlib.suppress(HashmeshError, TimeoutError):
             yield list((await self.driver.find_providers(cid.digest, timeout=10)).providers)
 
-    async def _fetch_block(self, cid: ContentId) -> None:
+    async def _fetch_block(self, cid: ContentId) -> bytes:
         """Fetch one block from the first holder that returns bytes matching its id."""
         assert self.store is not None and self.endpoint is not None
         tried: set[bytes] = {self.me.id} if self.me is not None else set()
@@ -646,7 +693,7 @@ class Node(RepairMixin, ReportMixin):
                 await self._block_writes.submit([(data, cid.codec)])
                 self._cids[cid.digest] = cid
                 self._remember_cache(cid.digest, len(data))
-                return
+                return data
         asked = len(tried) - (self.me is not None)
         if corrupt:
             raise IntegrityError(
@@ -656,6 +703,7 @@ class Node(RepairMixin, ReportMixin):
         raise NotFoundError(f"block {cid} not found on the network (asked {asked} nodes)")
 
     def _remember_cache(self, digest: bytes, size: int) -> None:
+        self._cache_bytes -= self._cache.pop(digest, 0)  # fetched twice: counted once
         self._cache[digest] = size
         self._cache.move_to_end(digest)
         self._cache_bytes += size

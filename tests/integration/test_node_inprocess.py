@@ -1,12 +1,14 @@
 """Several real nodes in one event loop, talking TLS over 127.0.0.1."""
 
+import asyncio
 import dataclasses
 import os
 
 import pytest
 
+from hashmesh.coalesce import Coalescer
 from hashmesh.config import Config, NodeConfig
-from hashmesh.errors import NotFoundError
+from hashmesh.errors import CapacityError, NotFoundError
 from hashmesh.ids import ContentId
 from hashmesh.node import Node
 
@@ -75,6 +77,40 @@ async def test_put_many_and_get_many_small_objects(tmp_path) -> None:
         for cid in await nodes[0].store.dag_blocks_many(ids[:20]):
             held = sum([await n.store.has_block(cid) for n in nodes])
             assert held >= 3
+    finally:
+        await stop_all(nodes)
+
+
+async def test_small_reads_return_before_their_cache_commit(tmp_path) -> None:
+    """Concurrent one-block reads get verified bytes at once; the cache commit follows in
+    the background, and a failing one (a full disk) does not fail the read."""
+    nodes = await start_net(tmp_path, 4, replication=2)
+    try:
+        items = [(f"s{i}", os.urandom(4096)) for i in range(120)]
+        ids = [i["id"] for i in await nodes[0].put_many(items)]
+        reader = nodes[3]
+        cids = [ContentId.parse(i) for i in ids]
+        lacking = [
+            c for c, h in zip(cids, await reader.store.has_blocks(cids), strict=True) if not h
+        ]
+        assert len(lacking) > 20
+        want = {c: d for c, (_, d) in zip(cids, items, strict=True)}
+        got = await asyncio.gather(*(reader.read(str(c)) for c in lacking[:20]))
+        assert got == [want[c] for c in lacking[:20]]
+        await asyncio.wait_for(asyncio.gather(*reader._caching), 10)
+        assert all(await reader.store.has_blocks(lacking[:20]))  # cached after all
+        assert reader._cache_bytes == 20 * 4096
+
+        async def full(_key, items):
+            raise CapacityError("disk full")
+
+        reader._block_writes = Coalescer(full)
+        rest = lacking[20:30]
+        got = await asyncio.gather(*(reader.read(str(c)) for c in rest))
+        assert got == [want[c] for c in rest]
+        await asyncio.wait_for(asyncio.gather(*reader._caching), 10)
+        assert not any(await reader.store.has_blocks(rest))
+        assert reader._cache_bytes == 20 * 4096
     finally:
         await stop_all(nodes)
 
