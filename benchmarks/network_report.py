@@ -85,7 +85,9 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
         for c in (1, 50):
             key = f"dht_{op}_c{c}"
             if f"{key}_per_s" in res:
-                rows.append((f"DHT {op}, {c} in flight", g(f"{key}_per_s"), "ops/s", "", None))
+                merged = res.get(f"{key}_merged") or 0
+                label = f"DHT {op}, {c} in flight" + (f" ({merged} merged)" if merged else "")
+                rows.append((label, g(f"{key}_per_s"), "ops/s", "", None))
                 rows.append(("  p50 latency", g(f"{key}_p50_ms"), "ms", "", None))
                 rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
                 cpu = g(f"{key}_cpu_ms_per_op")

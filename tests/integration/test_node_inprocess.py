@@ -223,3 +223,39 @@ async def test_batched_dht_calls_over_tls(tmp_path) -> None:
             assert {p.node_id.value for p in closest} == live
     finally:
         await stop_all([n for n in nodes if n is not nodes[1]])
+
+
+async def test_concurrent_lone_dht_calls_are_merged(tmp_path) -> None:
+    """Lone put/get/lookup calls made together run as one batched call each; every
+    caller gets its own result, a bad record fails alone, a lone call stays lone."""
+    from hashmesh import dht
+    from hashmesh.errors import RecordError
+
+    nodes = await start_net(tmp_path, 6)
+    try:
+        writer, reader = nodes[0].driver, nodes[5].driver
+        records = [dht.ValueRecord.of(os.urandom(60)) for _ in range(40)]
+        bad = dht.ValueRecord(os.urandom(32), b"does not hash to the key")
+        outcomes = await asyncio.gather(
+            *(writer.put(r) for r in records), writer.put(bad), return_exceptions=True
+        )
+        assert isinstance(outcomes[-1], RecordError)
+        assert all(o.stored_at >= 3 for o in outcomes[:-1])
+        assert writer.merged_calls == 40
+        # two puts of one key in one turn: both run (the second in the next batch)
+        same = await asyncio.gather(writer.put(records[0]), writer.put(records[0]))
+        assert [d.stored_at >= 3 for d in same] == [True, True]
+
+        keys = [r.key for r in records] + [os.urandom(32)]
+        got = await asyncio.gather(*(reader.get(k) for k in keys))
+        assert [g.record for g in got] == [*records, None]
+        assert reader.merged_calls == len(keys)
+        found = await asyncio.gather(*(reader.lookup(k) for k in keys[:10]))
+        others = {n.node_id.value for n in nodes if n is not nodes[5]}
+        assert all({p.node_id.value for p in f.closest} == others for f in found)
+        assert reader.merged_calls == len(keys) + 10
+
+        lone = await reader.get(records[3].key)  # nobody to merge with
+        assert lone.record == records[3] and reader.merged_calls == len(keys) + 10
+    finally:
+        await stop_all(nodes)

@@ -8,6 +8,14 @@ queued message as a one-way transport message), re-arm one timer at
 Every DHT message arrives over a connection whose peer proved its node key, so
 the driver hands the core a contact built from the *authenticated* public key;
 a message whose ``sender`` claims another key is dropped.
+
+Lone ``lookup``, ``get`` and ``put`` calls made in the same event-loop turn are
+merged: when more than one is waiting, the driver starts one batched call
+(``lookup_many``, ``get_many``, ``put_many``) for them and hands each caller its
+own result (with ``hops`` 0 and its share of the messages). A lone call with
+nobody to merge with runs as before. So a node with many concurrent callers
+(provider lookups, an application's gets) sends a few merged requests per peer
+instead of one iterative lookup each.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from hashmesh import dht
@@ -28,6 +36,23 @@ from hashmesh.net.handshake import PeerIdentity
 
 log = logging.getLogger(__name__)
 
+MERGE_MAX = 256  # lone calls merged into one batched call
+_CALLS = {
+    "lookup": ("lookup", "lookup_many"),
+    "get": ("get", "get_many"),
+    "put": ("put", "put_many"),
+}
+
+
+class _Merge:
+    """Lone calls of one kind waiting for the end of this loop turn."""
+
+    __slots__ = ("calls", "scheduled")
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.scheduled = False
+
 
 class DhtDriver:
     """Runs one :class:`dht.Protocol` on an :class:`Endpoint`."""
@@ -38,7 +63,10 @@ class DhtDriver:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
-        self._waiters: dict[int, asyncio.Future[Any]] = {}
+        self._waiters: dict[int, Callable[[Any], None]] = {}
+        self._merges = {kind: _Merge() for kind in ("lookup", "get", "put")}
+        self.merge = True  # merge concurrent lone calls (see the module docstring)
+        self.merged_calls = 0  # lone calls that ran inside a batched call
         self._sends: set[asyncio.Task[None]] = set()
         self._closed = False
         self.received = 0
@@ -58,9 +86,11 @@ class DhtDriver:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        for fut in self._waiters.values():
-            if not fut.done():
+        self._waiters.clear()
+        for merge in self._merges.values():
+            for _, fut in merge.calls:
                 fut.cancel()
+            merge.calls.clear()
         for task in list(self._sends):
             task.cancel()
         for task in list(self._sends):
@@ -90,23 +120,85 @@ class DhtDriver:
     # --- API -----------------------------------------------------------------
     async def _op(self, op: int, timeout: float) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters[op] = fut
+        self._waiters[op] = lambda event: _settle(fut, event)
         self._pump()
         try:
             return await asyncio.wait_for(fut, timeout)
         finally:
             self._waiters.pop(op, None)
 
+    async def _merged(self, kind: str, item: Any, timeout: float) -> Any:
+        """Queue a lone call to run at the end of this loop turn, merged if others came."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        merge = self._merges[kind]
+        merge.calls.append((item, fut))
+        if not merge.scheduled:
+            merge.scheduled = True
+            loop.call_soon(self._run_merged, kind)
+        return await asyncio.wait_for(fut, timeout)
+
+    def _run_merged(self, kind: str) -> None:
+        merge = self._merges[kind]
+        merge.scheduled = False
+        calls = [(item, fut) for item, fut in merge.calls if not fut.done()]
+        merge.calls.clear()
+        if self._closed:
+            for _, fut in calls:
+                fut.cancel()
+            return
+        while calls:
+            group: list[tuple[Any, asyncio.Future[Any]]] = []
+            later: list[tuple[Any, asyncio.Future[Any]]] = []
+            keys: set[bytes] = set()
+            for item, fut in calls:
+                key = item.key if kind == "put" else item
+                if len(group) < MERGE_MAX and key not in keys:
+                    keys.add(key)
+                    group.append((item, fut))
+                else:  # a second put (or get) of one key waits for the next batch
+                    later.append((item, fut))
+            self._start_group(kind, group)
+            calls = later
+        self._pump()
+
+    def _start_group(self, kind: str, group: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        now = self.now()
+        items = [item for item, _ in group]
+        futs = [fut for _, fut in group]
+        lone_name, batch_name = _CALLS[kind]
+        if len(group) == 1:
+            fut = futs[0]
+            op = getattr(self.protocol, lone_name)(items[0], now)
+            self._waiters[op] = lambda event: _settle(fut, event)
+            return
+        op = getattr(self.protocol, batch_name)(items, now)
+        self.merged_calls += len(group)
+
+        def deliver(event: Any) -> None:
+            for fut, one in zip(futs, _split(event), strict=True):
+                _settle(fut, one)
+
+        self._waiters[op] = deliver
+
     async def bootstrap(self, seeds: Sequence[dht.PeerInfo], timeout: float = 30.0) -> Any:
         return await self._op(self.protocol.bootstrap(list(seeds), self.now()), timeout)
 
     async def lookup(self, target: bytes, timeout: float = 30.0) -> dht.LookupDone:
+        if self.merge:
+            return await self._merged("lookup", target, timeout)
         return await self._op(self.protocol.lookup(target, self.now()), timeout)
 
     async def put(self, record: dht.Record, timeout: float = 30.0) -> dht.PutDone:
+        """Store ``record`` at its k closest peers; RecordError at once if it is invalid."""
+        if self.merge:
+            dht.validate(record, self.now())
+            return await self._merged("put", record, timeout)
         return await self._op(self.protocol.put(record, self.now()), timeout)
 
     async def get(self, key: bytes, timeout: float = 30.0) -> dht.GetDone:
+        if self.merge:
+            return await self._merged("get", key, timeout)
         return await self._op(self.protocol.get(key, self.now()), timeout)
 
     async def provide(self, key: bytes, timeout: float = 30.0) -> dht.ProvideDone:
@@ -156,9 +248,9 @@ class DhtDriver:
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
         while (event := self.protocol.next_event()) is not None:
-            fut = self._waiters.get(event.op)
-            if fut is not None and not fut.done():
-                fut.set_result(event)
+            waiter = self._waiters.pop(event.op, None)
+            if waiter is not None:
+                waiter(event)
         when = self.protocol.get_timer()
         if when != self._timer_at:
             if self._timer is not None:
@@ -191,6 +283,23 @@ class DhtDriver:
         if isinstance(msg, dht.REQUEST_TYPES) and not self._closed:
             self.protocol.delivery_failed(peer, msg.rpc_id, self.now())
             self._pump()
+
+
+def _split(event: Any) -> list[Any]:
+    """One lone-call result per item of a batched call's event."""
+    if isinstance(event, dht.LookupManyDone):
+        share = event.messages // max(1, len(event.closest))
+        return [dht.LookupDone(event.op, c, 0, share) for c in event.closest]
+    if isinstance(event, dht.GetManyDone):
+        share = event.messages // max(1, len(event.records))
+        return [dht.GetDone(event.op, r, 0, share) for r in event.records]
+    share = event.messages // max(1, len(event.stored_at))
+    return [dht.PutDone(event.op, n, 0, share) for n in event.stored_at]
+
+
+def _settle(fut: asyncio.Future[Any], result: Any) -> None:
+    if not fut.done():
+        fut.set_result(result)
 
 
 __all__ = ["DhtDriver"]
