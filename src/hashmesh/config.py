@@ -103,6 +103,8 @@ class DhtConfig:
     # Queries in flight per key in batched lookups (lookup_many, put_many; get_many uses
     # alpha): they share requests, so asking more at once costs few messages, saves rounds.
     batch_alpha: int = 10
+    # put_many skips the lookup of a keyspace region it looked up this recently (0: never)
+    region_cache_ttl: float = 30.0
     disjoint_paths: int = 1
     request_timeout: float = 2.0
     bucket_refresh_interval: float = 3600.0
@@ -131,6 +133,8 @@ class DhtConfig:
             )
         if self.request_timeout <= 0:
             raise InvalidArgumentError("request_timeout must be positive")
+        if self.region_cache_ttl < 0:
+            raise InvalidArgumentError("region_cache_ttl must not be negative")
         if not 0 <= self.puzzle_difficulty <= 24:
             raise InvalidArgumentError("puzzle_difficulty must be between 0 and 24")
 

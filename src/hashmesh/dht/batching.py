@@ -19,7 +19,6 @@ from hashmesh.config import DhtConfig
 from hashmesh.dht import events as ev
 from hashmesh.dht.batch import BatchLookup
 from hashmesh.dht.codec import MAX_MESSAGE_BYTES, MAX_TABLE_PEERS
-from hashmesh.dht.lookup import Lookup
 from hashmesh.dht.messages import (
     FindMany,
     FoundMany,
@@ -35,6 +34,7 @@ from hashmesh.errors import RecordError
 
 # What one FoundMany may fill (estimated msgpack bytes), leaving room for its envelope.
 _FOUND_MANY_BUDGET = MAX_MESSAGE_BYTES - 4096
+REGION_CACHE_MAX = 4096  # regions whose put_many lookup result is remembered
 
 
 class BatchCalls:
@@ -48,6 +48,8 @@ class BatchCalls:
     _events: deque[ev.Event]
     _originated: dict[bytes, Record]
     _resp_peers: int
+    # (region bits, prefix) -> (expires, peers its last put_many lookup heard of)
+    _region_cache: dict[tuple[int, int], tuple[float, list[PeerInfo]]]
 
     if TYPE_CHECKING:  # provided by Protocol
 
@@ -87,15 +89,29 @@ class BatchCalls:
             self._originated[record.key] = record
         bits = self._region_bits()
         regions: dict[int, int] = {}
-        targets: list[bytes] = []
+        firsts: list[bytes] = []  # a key in each region
         region_of: list[int] = []
         for record in records:
             prefix = int.from_bytes(record.key, "big") >> (256 - bits)
             if prefix not in regions:
-                regions[prefix] = len(targets)
-                targets.append(record.key)
+                regions[prefix] = len(firsts)
+                firsts.append(record.key)
             region_of.append(regions[prefix])
-        op = self._begin_batch(PUT_MANY, targets, now, items=records, region_of=region_of)
+        # regions looked up within region_cache_ttl skip their lookup
+        cached: dict[int, list[PeerInfo]] = {}
+        for prefix, j in regions.items():
+            hit = self._region_cache.get((bits, prefix))
+            if hit is not None and hit[0] > now:
+                cached[j] = hit[1]
+        targets = [key for j, key in enumerate(firsts) if j not in cached]
+        op = self._begin_batch(
+            PUT_MANY,
+            targets,
+            now,
+            items=records,
+            region_of=region_of,
+            regions=(bits, list(regions), firsts, cached),
+        )
         return op.op
 
     def _on_find_many(self, sender: PeerInfo, m: FindMany, now: float) -> Message:
@@ -140,10 +156,12 @@ class BatchCalls:
         local: bool = False,
         items: Sequence[Record] = (),
         region_of: list[int] | None = None,
+        regions: tuple[int, list[int], list[bytes], dict[int, list[PeerInfo]]] | None = None,
     ) -> Op:
         op = self._new_op(purpose, public=True)
         op.items = list(items)
         op.region_of = region_of or []
+        op.regions = regions
         cfg, rt = self.config, self.routing_table
         op.batch = batch = BatchLookup(
             keys,
@@ -188,6 +206,8 @@ class BatchCalls:
             if isinstance(m, StoreAck) and m.ok:
                 for i in idx:
                     op.stored[i] += 1
+            elif m is None:  # a peer the cached pools may hold failed: look regions up again
+                self._region_cache.clear()
             self._batch_ack(op)
             return
         nid = rpc.peer.node_id.value
@@ -229,7 +249,7 @@ class BatchCalls:
         op.parts.clear()  # late FindMany answers no longer matter
         per_peer: dict[bytes, tuple[PeerInfo, list[int]]] = {}
         k = self.config.k
-        pools = self._region_pools(batch.lookups)
+        pools = self._put_many_pools(op, batch, now)
         for i, record in enumerate(records):
             t = int.from_bytes(record.key, "big")
             near = heapq.nsmallest(k, pools[op.region_of[i]], key=lambda e: e[0] ^ t)
@@ -258,21 +278,45 @@ class BatchCalls:
             del self._ops[op.op]
             self._events.append(ev.PutManyDone(op.op, op.stored, op.sent))
 
-    def _region_pools(self, lookups: Sequence[Lookup]) -> list[list[tuple[int, PeerInfo]]]:
-        """For each region's lookup, the peers to choose its keys' k closest from.
+    def _put_many_pools(
+        self, op: Op, batch: BatchLookup, now: float
+    ) -> list[list[tuple[int, PeerInfo]]]:
+        """Each region's pool, from its lookup (then cached) or from the region cache."""
+        assert op.regions is not None
+        bits, prefixes, firsts, cached = op.regions
+        heard = iter(batch.lookups)
+        found: list[list[PeerInfo]] = []
+        ttl = self.config.region_cache_ttl
+        for j, prefix in enumerate(prefixes):
+            if j in cached:
+                found.append(cached[j])
+                continue
+            peers = [c.peer for c in next(heard).known()]
+            found.append(peers)
+            if ttl > 0 and peers:
+                if len(self._region_cache) >= REGION_CACHE_MAX:
+                    self._region_cache.pop(next(iter(self._region_cache)))
+                self._region_cache[(bits, prefix)] = (now + ttl, peers)
+        return self._region_pools(list(zip(firsts, found, strict=True)))
+
+    def _region_pools(
+        self, regions: Sequence[tuple[bytes, Sequence[PeerInfo]]]
+    ) -> list[list[tuple[int, PeerInfo]]]:
+        """For each region (a key in it, the live peers its lookup heard of), the peers
+        to choose its keys' k closest from.
 
         A lookup only reaches its own target's neighbourhood, so the routing table's
         peers in the same region (all of them when the network is one region) join the
-        live peers the lookup heard of. Entries are (id as int, peer).
+        peers the lookup heard of. Entries are (id as int, peer).
         """
         shift = 256 - self._region_bits()
         in_region: dict[int, list[PeerInfo]] = {}
         for p in self.routing_table.peers():
             in_region.setdefault(int.from_bytes(p.node_id.value, "big") >> shift, []).append(p)
         pools = []
-        for lk in lookups:
-            pool = {c.peer.node_id.value: c.peer for c in lk.known()}
-            for p in in_region.get(int.from_bytes(lk.target, "big") >> shift, ()):
+        for key, heard in regions:
+            pool = {p.node_id.value: p for p in heard}
+            for p in in_region.get(int.from_bytes(key, "big") >> shift, ()):
                 pool.setdefault(p.node_id.value, p)
             pools.append([(int.from_bytes(nid, "big"), p) for nid, p in pool.items()])
         return pools

@@ -58,6 +58,7 @@ class Op:
         "purpose",
         "record",
         "region_of",
+        "regions",
         "round_size",
         "sent",
         "stored",
@@ -78,7 +79,9 @@ class Op:
         self.items: list[Record] = []  # put_many's records
         self.parts: dict[int, list[int]] = {}  # request rpc id -> the key indices it carries
         self.stored: list[int] = []  # put_many: acknowledgements per record
-        self.region_of: list[int] = []  # put_many: each record's region (its lookup)
+        self.region_of: list[int] = []  # put_many: each record's region
+        # put_many: (region bits, each region's prefix, a key in it, cached pools by region)
+        self.regions: tuple[int, list[int], list[bytes], dict[int, list[PeerInfo]]] | None = None
         self.sent = 0  # requests sent
         self.dirty: set[int] = set()  # keys answered since the batch last sent queries
         self.round_size = 0  # queries the batch had in flight when it last sent

@@ -101,6 +101,7 @@ class Protocol(BatchCalls):
         self._pinging: set[bytes] = set()
         self._head_ping_due: dict[int, float] = {}  # bucket index -> next head ping allowed
         self._originated: dict[bytes, Record] = {}
+        self._region_cache: dict[tuple[int, int], tuple[float, list[PeerInfo]]] = {}
         self._provided: set[bytes] = set()
         self._next_op = 1
         self._next_rpc = 0
@@ -600,7 +601,7 @@ class Protocol(BatchCalls):
         lk = op.lookup
         if lk is None:
             return
-        pool = self._region_pools([lk])[0]
+        pool = self._region_pools([(lk.target, [c.peer for c in lk.known()])])[0]
         k = self.config.k
         me = self.me.node_id.value
         batches: dict[bytes, tuple[PeerInfo, list[tuple[Record, float]]]] = {}

@@ -188,3 +188,56 @@ def test_value_batches_start_narrow_and_widen_on_a_miss() -> None:
     other = next(q for q in first if 1 in q[1])[0]
     b.on_answer(other.id, [1], FoundMany(2, other, (), ((rec, ()),)), lambda r, k: True)
     assert b.done[1] and b.records[1] == rec and asked == [3, 3, 8]
+
+
+def _holders(n: MemNet, key: bytes) -> set[bytes]:
+    return {nid for nid, proto in n.nodes.items() if proto.records.get(key, n.now) is not None}
+
+
+def test_put_many_reuses_a_recent_region_lookup() -> None:
+    """A second put_many into regions looked up within region_cache_ttl sends no
+    FindMany, yet every record still reaches its true k closest nodes; after the ttl
+    the regions are looked up again."""
+    n = WireNet(120, seed=42)
+    n.bootstrap_all()
+    rng = random.Random(43)
+    first = [ValueRecord.of(rng.randbytes(80)) for _ in range(200)]
+    assert min(n.result(3, n.call(3, "put_many", first)).stored_at) >= 7  # type: ignore[union-attr]
+    looked = n.sent.get("FindMany", 0)
+    assert looked > 0
+    second = [ValueRecord.of(rng.randbytes(80)) for _ in range(200)]
+    e = n.result(3, n.call(3, "put_many", second))
+    assert isinstance(e, PutManyDone) and min(e.stored_at) >= 7
+    assert n.sent.get("FindMany", 0) == looked  # every region came from the cache
+    me = n.infos[3].id
+
+    def placed(recs: list[ValueRecord]) -> float:  # of the k true closest, on average
+        return sum(
+            len(_holders(n, r.key) & set(n.true_closest(r.key, 8, exclude=me))) for r in recs
+        ) / len(recs)
+
+    assert placed(second) >= 6.5 and placed(second) >= placed(first) - 0.25
+    n.now += n.config.region_cache_ttl + 1
+    third = [ValueRecord.of(rng.randbytes(80)) for _ in range(50)]
+    assert isinstance(n.result(3, n.call(3, "put_many", third)), PutManyDone)
+    assert n.sent.get("FindMany", 0) > looked
+
+
+def test_a_dead_peer_in_a_cached_region_forces_a_fresh_lookup() -> None:
+    n = WireNet(80, seed=44)
+    n.bootstrap_all()
+    rng = random.Random(45)
+    recs = [ValueRecord.of(rng.randbytes(80)) for _ in range(100)]
+    n.result(3, n.call(3, "put_many", recs))
+    holders = set().union(*(_holders(n, r.key) for r in recs)) - {n.infos[3].id}
+    n.kill(rng.sample(sorted(holders), 5))
+    more = [ValueRecord.of(rng.randbytes(80)) for _ in range(100)]
+    looked = n.sent.get("FindMany", 0)
+    e = n.result(3, n.call(3, "put_many", more))  # from the cache: some stores time out
+    assert isinstance(e, PutManyDone) and min(e.stored_at) >= 3
+    assert n.sent.get("FindMany", 0) == looked
+    assert not n.proto(3)._region_cache  # ... so the cache was dropped
+    last = [ValueRecord.of(rng.randbytes(80)) for _ in range(100)]
+    e = n.result(3, n.call(3, "put_many", last))
+    assert isinstance(e, PutManyDone) and min(e.stored_at) >= 7
+    assert n.sent.get("FindMany", 0) > looked
