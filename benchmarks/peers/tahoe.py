@@ -330,10 +330,14 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _large_round(grid: Grid, tmp: Path, size: int, via: str) -> tuple[float, float]:
-    """One put + get of *size* fresh bytes via "cli" or "http"; return (put_s, get_s)."""
+def _large_round(
+    grid: Grid, tmp: Path, size: int, via: str, pause: float = 0.0
+) -> tuple[float, float]:
+    """One put + get of *size* fresh bytes via "cli" or "http"; return (put_s, get_s).
+    The put starts after *pause* idle seconds (as hashmesh's does in bench_network.py)."""
     src, out = tmp / "src.bin", tmp / "out.bin"
     want = _random_file(src, size)
+    time.sleep(pause)
     put, get = (
         (grid.cli_put, grid.cli_get) if via == "cli" else (grid.http_put_file, grid.http_get_file)
     )
@@ -351,11 +355,13 @@ def _large_round(grid: Grid, tmp: Path, size: int, via: str) -> tuple[float, flo
     return t1 - t0, t2 - t1
 
 
-def measure(size_mib: int | None = None, reps: int = 3, quick: bool = False) -> dict[str, Any]:
+def measure(
+    size_mib: int | None = None, reps: int = 3, quick: bool = False, pause: float = 0.0
+) -> dict[str, Any]:
     """Build a local Tahoe grid, measure it, stop it; return the figures as a flat dict.
 
     *size_mib* is the large-file size (default 256 MiB, or 64 MiB with *quick*); every figure
-    is the median of *reps* repetitions. Keys: tahoe_{cli,http,foolscap}_{put,get}_MBps,
+    is the median of *reps* repetitions; each large put starts after *pause* idle seconds. Keys: tahoe_{cli,http,foolscap}_{put,get}_MBps,
     tahoe_small_{put,get}_per_s, tahoe_foolscap_small_{put,get}_per_s, plus run metadata
     and ``runs`` (every repetition's figure). MB = 10^6 bytes.
     """
@@ -382,7 +388,7 @@ def measure(size_mib: int | None = None, reps: int = 3, quick: bool = False) -> 
 
     def large(via: str, key: str) -> None:
         for rep in range(reps):
-            put_s, get_s = _large_round(grid, tmp, size, via)
+            put_s, get_s = _large_round(grid, tmp, size, via, pause)
             add(f"{key}_put_MBps", size / 1e6 / put_s)
             add(f"{key}_get_MBps", size / 1e6 / get_s)
             _log(f"{key} {size_mib} MiB rep {rep + 1}: put {put_s:.2f} s, get {get_s:.2f} s")
@@ -457,11 +463,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="64 MiB large file instead of 256 MiB")
     ap.add_argument("--size-mib", type=int, default=None, help="large-file size in MiB")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per measure (median)")
+    ap.add_argument("--pause", type=float, default=0.0, help="idle seconds before each large put")
     ap.add_argument("--json", action="store_true", help="print one JSON object only")
     args = ap.parse_args(argv)
     return common.run_measure(
         "tahoe",
-        lambda: measure(args.size_mib, args.reps, quick=args.quick),
+        lambda: measure(args.size_mib, args.reps, quick=args.quick, pause=args.pause),
         as_json=args.json,
         report=print_report,
         stopped="every Tahoe node started was stopped",
