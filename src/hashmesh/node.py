@@ -105,6 +105,7 @@ class Node(RepairMixin, ReportMixin):
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self._replications: Coalescer[ContentId, dict[str, Any]]
         self._small_reads: Coalescer[ContentId, bytes]
+        self._pushes: Coalescer[tuple[ContentId, bytes], dict[str, Any]]
         self.repaired_blocks = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -130,6 +131,9 @@ class Node(RepairMixin, ReportMixin):
             size_of=lambda item: len(item[1]),
         )
         self._replications = Coalescer(lambda _key, roots: self._replicate_roots(roots))
+        self._pushes = Coalescer(
+            lambda _key, items: self._push_roots(items), size_of=lambda item: len(item[1])
+        )
         self._small_reads = Coalescer(lambda _key, roots: self._read_roots(roots))
         if self._identity is None:
             self._identity = await asyncio.to_thread(
@@ -368,7 +372,18 @@ class Node(RepairMixin, ReportMixin):
                 ("description", meta.get("description") or ""),
                 ("pin", bool(meta.get("pin"))),
             )
-            (info,) = await self._small_puts.submit([(meta.get("name") or "", data)], key)
+            item = (meta.get("name") or "", data)
+            if 0 < len(data) <= self.config.store.chunk_min:
+                # One block, whose id is known now: it travels to its holders while the
+                # local commit runs (the put returns when both are done).
+                cid = ContentId.of(data, ContentId.RAW)
+                (info,), (placed,) = await asyncio.gather(
+                    self._small_puts.submit([item], key), self._pushes.submit([(cid, data)])
+                )
+                if info.id != str(cid):  # the store chunked it after all: place its blocks
+                    (placed,) = await self._replications.submit([ContentId.parse(info.id)])
+                return {"file": info.to_json(), **placed}
+            (info,) = await self._small_puts.submit([item], key)
             # ... and their blocks travel to each peer together
             (placed,) = await self._replications.submit([ContentId.parse(info.id)])
             return {"file": info.to_json(), **placed}
@@ -390,6 +405,16 @@ class Node(RepairMixin, ReportMixin):
         for root in roots:
             self._announce(root)
         return [{"blocks": len(d), "min_acks": min(acks[c] for c in d)} for d in dags]
+
+    async def _push_roots(self, items: list[tuple[ContentId, bytes]]) -> list[dict[str, Any]]:
+        """Place one-block files from the bytes in hand (not read back from the store)
+        and announce them; ``{"blocks", "min_acks"}`` each, QuorumError if one is short."""
+        given = dict(items)
+        cids = list(given)
+        acks = dict(zip(cids, await self.replicate_blocks(cids, given=given), strict=True))
+        for cid in cids:
+            self._announce(cid)
+        return [{"blocks": 1, "min_acks": acks[cid]} for cid, _ in items]
 
     async def replicate_dag(self, root: ContentId) -> dict[str, Any]:
         """Place every block under ``root`` on its closest nodes; raise QuorumError if short."""
@@ -413,12 +438,18 @@ class Node(RepairMixin, ReportMixin):
         with contextlib.suppress(HashmeshError, TimeoutError):
             await self.driver.provide(root.digest, timeout=30)
 
-    async def replicate_blocks(self, cids: list[ContentId], retry: bool = True) -> list[int]:
+    async def replicate_blocks(
+        self,
+        cids: list[ContentId],
+        retry: bool = True,
+        given: dict[ContentId, bytes] | None = None,
+    ) -> list[int]:
         """Send each block to its ``replication`` closest live nodes; acks per block.
 
         Blocks bound for one peer travel together, packed into PUT_MANY requests up to
         the frame limit (one durable commit per batch on the receiver), with
-        ``PUSH_WORKERS`` requests in flight per peer. Raises
+        ``PUSH_WORKERS`` requests in flight per peer. The bytes are read from the local
+        store, or taken from ``given`` (verified ids) when the caller has them. Raises
         :class:`QuorumError` if any block got fewer than ``write_quorum`` acks.
         """
         assert self.store is not None and self.planner is not None and self.me is not None
@@ -439,13 +470,27 @@ class Node(RepairMixin, ReportMixin):
                     plans.setdefault(peer.id, (peer, []))[1].append(i)
         store = self.store
 
+        async def load(take: list[int]) -> list[bytes | None]:
+            """A prefix of ``take``'s blocks within BATCH_BYTES (at least one)."""
+            if given is None:
+                return await store.get_blocks_upto([cids[i] for i in take], BATCH_BYTES)
+            out: list[bytes | None] = []
+            size = 0
+            for i in take:
+                data = given[cids[i]]
+                if out and size + len(data) > BATCH_BYTES:
+                    break
+                out.append(data)
+                size += len(data)
+            return out
+
         async def send_all(peer: dht.PeerInfo, idxs: list[int]) -> None:
             todo = deque(idxs)
 
             async def worker() -> None:
                 while todo:
                     take = [todo.popleft() for _ in range(min(len(todo), 1024))]
-                    datas = await store.get_blocks_upto([cids[i] for i in take], BATCH_BYTES)
+                    datas = await load(take)
                     todo.extendleft(reversed(take[len(datas) :]))  # past the budget: later
                     items = [
                         (cids[i], d) for i, d in zip(take, datas, strict=False) if d is not None
@@ -465,7 +510,7 @@ class Node(RepairMixin, ReportMixin):
                     self.planner.track(cid.digest)
         short = sum(1 for a in acks if a < self.quorum)
         if short and retry:  # failed targets are now marked down: place on the next closest
-            return await self.replicate_blocks(cids, retry=False)
+            return await self.replicate_blocks(cids, retry=False, given=given)
         if short:
             raise QuorumError(
                 f"{short} of {len(cids)} blocks were acknowledged by fewer than "
@@ -507,10 +552,22 @@ class Node(RepairMixin, ReportMixin):
         return True
 
     async def put_many(self, items: list[tuple[str, bytes]], **meta: Any) -> list[dict[str, Any]]:
-        """Store many small objects in one local commit and replicate them in batches."""
+        """Store many small objects in one local commit and replicate them in batches
+        (one-block objects travel to their holders while the local commit runs)."""
         assert self.store is not None
-        infos = await self.store.put_many(items, **meta)
-        await self._replicate_roots([ContentId.parse(i.id) for i in infos])
+        limit = self.config.store.chunk_min
+        if items and all(0 < len(d) <= limit for _, d in items):
+            given = [(ContentId.of(d, ContentId.RAW), d) for _, d in items]
+            infos, _ = await asyncio.gather(
+                self.store.put_many(items, **meta), self._push_roots(given)
+            )
+            roots = [ContentId.parse(i.id) for i in infos]
+            rest = [r for r, (c, _) in zip(roots, given, strict=True) if r != c]
+        else:
+            infos = await self.store.put_many(items, **meta)
+            rest = [ContentId.parse(i.id) for i in infos]
+        if rest:
+            await self._replicate_roots(rest)
         return [i.to_json() for i in infos]
 
     async def _read_roots(self, roots: list[ContentId]) -> list[bytes]:

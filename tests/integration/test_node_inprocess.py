@@ -8,7 +8,7 @@ import pytest
 
 from hashmesh.coalesce import Coalescer
 from hashmesh.config import Config, NodeConfig
-from hashmesh.errors import CapacityError, NotFoundError
+from hashmesh.errors import CapacityError, NotFoundError, QuorumError
 from hashmesh.ids import ContentId
 from hashmesh.node import Node
 
@@ -79,6 +79,29 @@ async def test_put_many_and_get_many_small_objects(tmp_path) -> None:
             assert held >= 3
     finally:
         await stop_all(nodes)
+
+
+async def test_small_puts_place_while_committing_locally(tmp_path) -> None:
+    """Concurrent one-block put_bytes travel to their holders alongside the local
+    commit: each is stored here and on its closest nodes when the put returns; a put
+    that cannot reach the write quorum fails."""
+    nodes = await start_net(tmp_path, 4)
+    try:
+        blobs = [os.urandom(4096) for _ in range(40)] + [b"x", b""]
+        results = await asyncio.gather(*(nodes[0].put_bytes(b) for b in blobs))
+        for blob, res in zip(blobs, results, strict=True):
+            cid = ContentId.parse(res["file"]["id"])
+            assert (await nodes[0].store.stat(cid)).size == len(blob)
+            if blob:
+                assert res["min_acks"] >= 3 and cid == ContentId.of(blob, ContentId.RAW)
+                assert sum([await n.store.has_block(cid) for n in nodes]) >= 3
+        assert await nodes[2].read(results[5]["file"]["id"]) == blobs[5]
+        for n in nodes[1:3]:
+            await n.stop(graceful=False)
+        with pytest.raises(QuorumError):
+            await nodes[0].put_bytes(os.urandom(4096))
+    finally:
+        await stop_all([nodes[0], nodes[3]])
 
 
 async def test_small_reads_return_before_their_cache_commit(tmp_path) -> None:
