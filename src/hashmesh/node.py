@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 import time
@@ -66,7 +67,8 @@ FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
 FETCH_PER_PEER = 4  # GET_MANY requests in flight per holder ...
 FETCH_SPLIT_MIN = 8  # ... when each would ask for at least this many blocks
-MAX_ANNOUNCING = 64  # provider announcements in flight
+ANNOUNCE_BATCH = 1024  # roots per provide_many
+MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
 
@@ -99,7 +101,8 @@ class Node(RepairMixin, ReportMixin):
         self._tasks: list[asyncio.Task[None]] = []
         self._repair_wakeup = asyncio.Event()
         self._rechecks: dict[bytes, float] = {}  # received replica -> when repair checks it
-        self._announcing: set[asyncio.Task[None]] = set()
+        self._to_announce: dict[bytes, None] = {}  # roots waiting for a provider record
+        self._announcer: asyncio.Task[None] | None = None
         self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
@@ -195,7 +198,7 @@ class Node(RepairMixin, ReportMixin):
             await asyncio.sleep(0.2)  # let the record hand-off messages go out
         if self._caching:
             await asyncio.wait(self._caching, timeout=10)
-        for task in [*self._tasks, *self._announcing]:
+        for task in [*self._tasks, *([self._announcer] if self._announcer else [])]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -423,20 +426,31 @@ class Node(RepairMixin, ReportMixin):
     def _announce(self, root: ContentId) -> None:
         """Publish a provider record for ``root`` in the background (a fallback for finding
         holders; placement does not depend on it). Skipped while the network is smaller
-        than ``k``, where every node's table knows every holder."""
+        than ``k``, where every node's table knows every holder. Roots waiting to be
+        announced go out together, ``ANNOUNCE_BATCH`` per ``provide_many`` (ProvideMany
+        requests, one lookup per keyspace region); the DHT core republishes them later."""
         assert self.driver is not None
         if len(self.driver.protocol.routing_table) < self.config.dht.k:
             return
-        if len(self._announcing) >= MAX_ANNOUNCING:
-            return  # the DHT core re-publishes what it provides; dropping one is harmless
-        task = asyncio.get_running_loop().create_task(self._provide(root))
-        self._announcing.add(task)
-        task.add_done_callback(self._announcing.discard)
+        if len(self._to_announce) >= MAX_UNANNOUNCED:
+            log.warning(
+                "%d roots wait for announcement; %s is not announced", MAX_UNANNOUNCED, root
+            )
+            return
+        self._to_announce[root.digest] = None
+        if self._announcer is None or self._announcer.done():
+            self._announcer = asyncio.get_running_loop().create_task(self._announce_loop())
 
-    async def _provide(self, root: ContentId) -> None:
+    async def _announce_loop(self) -> None:
         assert self.driver is not None
-        with contextlib.suppress(HashmeshError, TimeoutError):
-            await self.driver.provide(root.digest, timeout=30)
+        while self._to_announce:
+            keys = list(itertools.islice(self._to_announce, ANNOUNCE_BATCH))
+            for key in keys:
+                del self._to_announce[key]
+            try:
+                await self.driver.provide_many(keys, timeout=60)
+            except (HashmeshError, TimeoutError) as exc:  # the core still republishes them
+                log.info("announcing %d roots: %s", len(keys), exc)
 
     async def replicate_blocks(
         self,

@@ -222,6 +222,17 @@ async def test_health_checks_in_a_network_larger_than_k(tmp_path) -> None:
         data = os.urandom(50_000)
         res = await nodes[1].put_bytes(data, name="k.bin")  # placement through DHT lookups
         assert await nodes[5].read(res["file"]["id"]) == data
+        # roots are announced in batches (provide_many) once the network has k nodes
+        more = await asyncio.gather(*(nodes[1].put_bytes(os.urandom(900)) for _ in range(30)))
+        roots = [ContentId.parse(r["file"]["id"]).digest for r in [res, *more]]
+        for _ in range(100):
+            if not nodes[1]._to_announce and nodes[1]._announcer.done():
+                break
+            await asyncio.sleep(0.05)
+        assert set(roots) <= nodes[1].driver.protocol._provided
+        for root in roots[:5]:
+            found = await nodes[4].driver.find_providers(root, timeout=10)
+            assert nodes[1].node_id.value in {p.node_id.value for p in found.providers}
     finally:
         await stop_all(nodes)
 
@@ -280,5 +291,11 @@ async def test_concurrent_lone_dht_calls_are_merged(tmp_path) -> None:
 
         lone = await reader.get(records[3].key)  # nobody to merge with
         assert lone.record == records[3] and reader.merged_calls == len(keys) + 10
+
+        provided = await asyncio.gather(*(writer.provide(k) for k in keys[:12]))
+        assert all(isinstance(p, dht.ProvideDone) and p.stored_at >= 3 for p in provided)
+        assert writer.merged_calls == 40 + 12
+        found = await reader.find_providers(keys[7])
+        assert nodes[0].node_id.value in {p.node_id.value for p in found.providers}
     finally:
         await stop_all(nodes)

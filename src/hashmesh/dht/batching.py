@@ -20,15 +20,26 @@ from hashmesh.dht import events as ev
 from hashmesh.dht.batch import BatchLookup
 from hashmesh.dht.codec import MAX_MESSAGE_BYTES, MAX_TABLE_PEERS
 from hashmesh.dht.messages import (
+    MAX_BATCH_KEYS,
     FindMany,
     FoundMany,
     Message,
     PeerInfo,
+    ProvideMany,
     StoreAck,
     StoreMany,
 )
-from hashmesh.dht.ops import GET_MANY, LOOKUP_MANY, PUT_MANY, Op, Rpc, store_batches, value_bytes
-from hashmesh.dht.records import Record, RecordStore, validate
+from hashmesh.dht.ops import (
+    GET_MANY,
+    LOOKUP_MANY,
+    PROVIDE_MANY,
+    PUT_MANY,
+    Op,
+    Rpc,
+    store_batches,
+    value_bytes,
+)
+from hashmesh.dht.records import ProviderRecord, Record, RecordStore, validate
 from hashmesh.dht.routing import RoutingTable
 from hashmesh.errors import RecordError
 
@@ -47,6 +58,7 @@ class BatchCalls:
     _ops: dict[int, Op]
     _events: deque[ev.Event]
     _originated: dict[bytes, Record]
+    _provided: set[bytes]
     _resp_peers: int
     # (region bits, prefix) -> (expires, peers its last put_many lookup heard of)
     _region_cache: dict[tuple[int, int], tuple[float, list[PeerInfo]]]
@@ -87,17 +99,38 @@ class BatchCalls:
         self._start(now)
         for record in records:
             self._originated[record.key] = record
+        return self._begin_regions(PUT_MANY, [r.key for r in records], now, records).op
+
+    def provide_many(self, keys: Sequence[bytes], now: float) -> int:
+        """Announce ourselves as a provider of each key at its k closest peers, as
+        ProvideMany batches (regions found like :meth:`put_many`) -> :class:`ProvideManyDone`."""
+        for key in keys:
+            if len(key) != 32:
+                raise RecordError("a provider key is 32 bytes")
+        self._start(now)
+        self._provided.update(keys)
+        return self._begin_regions(PROVIDE_MANY, list(keys), now).op
+
+    def _begin_regions(
+        self,
+        purpose: int,
+        keys: list[bytes],
+        now: float,
+        records: Sequence[Record] = (),
+        public: bool = True,
+    ) -> Op:
+        """Start a put_many / provide_many: one lookup per keyspace region not looked
+        up within ``region_cache_ttl``, then the store phase (:meth:`_region_store`)."""
         bits = self._region_bits()
         regions: dict[int, int] = {}
         firsts: list[bytes] = []  # a key in each region
         region_of: list[int] = []
-        for record in records:
-            prefix = int.from_bytes(record.key, "big") >> (256 - bits)
+        for key in keys:
+            prefix = int.from_bytes(key, "big") >> (256 - bits)
             if prefix not in regions:
                 regions[prefix] = len(firsts)
-                firsts.append(record.key)
+                firsts.append(key)
             region_of.append(regions[prefix])
-        # regions looked up within region_cache_ttl skip their lookup
         cached: dict[int, list[PeerInfo]] = {}
         for prefix, j in regions.items():
             hit = self._region_cache.get((bits, prefix))
@@ -105,14 +138,16 @@ class BatchCalls:
                 cached[j] = hit[1]
         targets = [key for j, key in enumerate(firsts) if j not in cached]
         op = self._begin_batch(
-            PUT_MANY,
+            purpose,
             targets,
             now,
             items=records,
             region_of=region_of,
             regions=(bits, list(regions), firsts, cached),
+            public=public,
+            item_keys=keys,
         )
-        return op.op
+        return op
 
     def _on_find_many(self, sender: PeerInfo, m: FindMany, now: float) -> Message:
         """Answer as many keys (in order) as fit one message; the requester re-asks the rest."""
@@ -157,8 +192,11 @@ class BatchCalls:
         items: Sequence[Record] = (),
         region_of: list[int] | None = None,
         regions: tuple[int, list[int], list[bytes], dict[int, list[PeerInfo]]] | None = None,
+        public: bool = True,
+        item_keys: list[bytes] | None = None,
     ) -> Op:
-        op = self._new_op(purpose, public=True)
+        op = self._new_op(purpose, public)
+        op.keys = item_keys  # put_many / provide_many: the key of each item
         op.items = list(items)
         op.region_of = region_of or []
         op.regions = regions
@@ -202,7 +240,7 @@ class BatchCalls:
         batch = op.batch
         if idx is None or batch is None:
             return
-        if rpc.request is StoreMany:
+        if rpc.request is StoreMany or rpc.request is ProvideMany:
             if isinstance(m, StoreAck) and m.ok:
                 for i in idx:
                     op.stored[i] += 1
@@ -233,8 +271,8 @@ class BatchCalls:
     def _batch_finished(self, op: Op, now: float) -> None:
         batch = op.batch
         assert batch is not None
-        if op.purpose == PUT_MANY:
-            self._put_many_store(op, batch, now)
+        if op.purpose in (PUT_MANY, PROVIDE_MANY):
+            self._region_store(op, batch, now)
             return
         del self._ops[op.op]  # answers still on their way find no operation and are dropped
         if op.purpose == GET_MANY:
@@ -243,40 +281,56 @@ class BatchCalls:
             closest = [lk.closest() for lk in batch.lookups]
             self._events.append(ev.LookupManyDone(op.op, closest, op.sent))
 
-    def _put_many_store(self, op: Op, batch: BatchLookup, now: float) -> None:
-        records = op.items
-        op.stored = [0] * len(records)
+    def _region_store(self, op: Op, batch: BatchLookup, now: float) -> None:
+        """Send each record (put_many) or provider announcement (provide_many) to its
+        k closest in its region's pool: one StoreMany / ProvideMany run per peer."""
+        keys = op.keys or []
+        op.stored = [0] * len(keys)
         op.parts.clear()  # late FindMany answers no longer matter
         per_peer: dict[bytes, tuple[PeerInfo, list[int]]] = {}
         k = self.config.k
         pools = self._put_many_pools(op, batch, now)
-        for i, record in enumerate(records):
-            t = int.from_bytes(record.key, "big")
+        expires = now + self.config.provider_ttl
+        for i, key in enumerate(keys):
+            t = int.from_bytes(key, "big")
             near = heapq.nsmallest(k, pools[op.region_of[i]], key=lambda e: e[0] ^ t)
             closest = [peer for _, peer in near]
-            if self._is_mine(record.key, closest):
+            if self._is_mine(key, closest):
                 try:
-                    self.records.put(record, now, self.config.record_ttl, received=False)
+                    if op.purpose == PUT_MANY:
+                        self.records.put(op.items[i], now, self.config.record_ttl, received=False)
+                    else:
+                        self.records.add_provider(ProviderRecord(key, self.me, expires), now)
                 except RecordError:
                     pass
             for peer in closest:
                 per_peer.setdefault(peer.node_id.value, (peer, []))[1].append(i)
         op.waiting = 1  # released below, so an empty store phase ends at once
         for peer, idx in per_peer.values():
-            for run in store_batches(idx, records.__getitem__):
+            if op.purpose == PUT_MANY:
+                runs = list(store_batches(idx, op.items.__getitem__))
+            else:
+                runs = [idx[n : n + MAX_BATCH_KEYS] for n in range(0, len(idx), MAX_BATCH_KEYS)]
+            for run in runs:
                 rid = self._rpc_id()
                 op.parts[rid] = run
                 op.waiting += 1
                 op.sent += 1
-                items = tuple((records[i], 0.0) for i in run)
-                self._request(peer, StoreMany(rid, self.me, items), op.op, now)
+                msg: Message
+                if op.purpose == PUT_MANY:
+                    msg = StoreMany(rid, self.me, tuple((op.items[i], 0.0) for i in run))
+                else:
+                    msg = ProvideMany(rid, self.me, tuple(keys[i] for i in run), expires)
+                self._request(peer, msg, op.op, now)
         self._batch_ack(op)
 
     def _batch_ack(self, op: Op) -> None:
         op.waiting -= 1
         if op.waiting <= 0 and self._ops.get(op.op) is op:
             del self._ops[op.op]
-            self._events.append(ev.PutManyDone(op.op, op.stored, op.sent))
+            if op.public:
+                done = ev.PutManyDone if op.purpose == PUT_MANY else ev.ProvideManyDone
+                self._events.append(done(op.op, op.stored, op.sent))
 
     def _put_many_pools(
         self, op: Op, batch: BatchLookup, now: float

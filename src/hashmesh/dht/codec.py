@@ -38,6 +38,7 @@ from hashmesh.dht.messages import (
     PeerInfo,
     Ping,
     Pong,
+    ProvideMany,
     Providers,
     Store,
     StoreAck,
@@ -74,6 +75,7 @@ TYPE_CODES: dict[type, int] = {
     StoreMany: 12,
     FindMany: 13,
     FoundMany: 14,
+    ProvideMany: 15,
 }
 _REC_VALUE, _REC_SIGNED = 1, 2
 
@@ -127,6 +129,8 @@ def _fields(m: Message) -> list[Any]:
         return [m.key, _peer(m.provider), float(m.expires)]
     if isinstance(m, FindMany):
         return [list(m.keys), bool(m.want_values)]
+    if isinstance(m, ProvideMany):
+        return [list(m.keys), float(m.expires)]
     if isinstance(m, FoundMany):
         return [_peers(m.peers), [[_record(r), list(ix)] for r, ix in m.entries]]
     return [_peers(m.providers), _peers(m.peers)]
@@ -384,6 +388,12 @@ def _d_find_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     return FindMany(rpc, sender, tuple(_bin(k, "key", 32) for k in raw), f[1])
 
 
+def _d_provide_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
+    _list(f, "fields", 2)
+    raw = _batch(f[0], "keys", MAX_BATCH_KEYS)
+    return ProvideMany(rpc, sender, tuple(_bin(k, "key", 32) for k in raw), _float(f[1], "expires"))
+
+
 def _d_found_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     _list(f, "fields", 2)
     peers = _read_peers(f[0], "peers", MAX_TABLE_PEERS)
@@ -415,6 +425,7 @@ _DECODERS: dict[int, Callable[[int, PeerInfo, list[Any]], Message]] = {
     12: _d_store_many,
     13: _d_find_many,
     14: _d_found_many,
+    15: _d_provide_many,
 }
 
 

@@ -1,8 +1,8 @@
 """Events the DHT core reports to its driver (popped with ``Protocol.next_event()``).
 
 Each API call (``bootstrap``, ``lookup``, ``put``, ``get``, ``provide``,
-``find_providers``, and the batched ``lookup_many``, ``get_many``, ``put_many``)
-returns an operation id ``op``; exactly one event with that
+``find_providers``, and the batched ``lookup_many``, ``get_many``, ``put_many``,
+``provide_many``) returns an operation id ``op``; exactly one event with that
 ``op`` reports its result. ``hops`` is the depth, in the lookup's discovery
 tree, of the node that gave the result (peers from the own routing table are
 depth 1); ``messages`` counts the requests the operation sent.
@@ -91,6 +91,15 @@ class PutManyDone:
     messages: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ProvideManyDone:
+    """How many peers accepted our provider record for each key, in key order."""
+
+    op: int
+    stored_at: list[int]
+    messages: int = 0
+
+
 Event = (
     BootstrapDone
     | LookupDone
@@ -101,6 +110,7 @@ Event = (
     | LookupManyDone
     | GetManyDone
     | PutManyDone
+    | ProvideManyDone
 )
 
 __all__ = [
@@ -111,6 +121,7 @@ __all__ = [
     "LookupDone",
     "LookupManyDone",
     "ProvideDone",
+    "ProvideManyDone",
     "ProvidersFound",
     "PutDone",
     "PutManyDone",

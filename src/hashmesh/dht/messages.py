@@ -12,6 +12,7 @@ Requests and their one legal response type::
     Store         -> StoreAck
     StoreMany     -> StoreAck    (a holder's republish batch)
     AddProvider   -> StoreAck
+    ProvideMany   -> StoreAck    (many keys, the sender the provider)
     GetProviders  -> Providers
     FindMany      -> FoundMany   (many keys' closest peers, and records if asked)
 
@@ -142,6 +143,21 @@ class FindMany:
 
 
 @dataclass(frozen=True, slots=True)
+class ProvideMany:
+    """AddProvider for up to MAX_BATCH_KEYS keys at once, the sender being the provider.
+
+    Batched announcements (``provide_many``, republishing what a node provides) send
+    one of these per peer instead of one ``AddProvider`` per key. Answered by one
+    ``StoreAck`` (ok if every key was accepted; ``reason`` names the first refusal).
+    """
+
+    rpc_id: int
+    sender: PeerInfo
+    keys: tuple[bytes, ...]
+    expires: float
+
+
+@dataclass(frozen=True, slots=True)
 class AddProvider:
     """Announce that ``provider`` (which must be the sender) serves ``key`` until ``expires``."""
 
@@ -217,7 +233,17 @@ class Providers:
     peers: tuple[PeerInfo, ...]
 
 
-Request = Ping | FindNode | FindValue | Store | StoreMany | AddProvider | GetProviders | FindMany
+Request = (
+    Ping
+    | FindNode
+    | FindValue
+    | Store
+    | StoreMany
+    | AddProvider
+    | GetProviders
+    | FindMany
+    | ProvideMany
+)
 Response = Pong | Nodes | Value | StoreAck | Providers | FoundMany
 Message = Request | Response
 
@@ -230,6 +256,7 @@ REQUEST_TYPES: tuple[type, ...] = (
     AddProvider,
     GetProviders,
     FindMany,
+    ProvideMany,
 )
 RESPONSE_TYPES: tuple[type, ...] = (Pong, Nodes, Value, StoreAck, Providers, FoundMany)
 
@@ -243,6 +270,7 @@ RESPONSE_FOR: dict[type, type] = {
     AddProvider: StoreAck,
     GetProviders: Providers,
     FindMany: FoundMany,
+    ProvideMany: StoreAck,
 }
 
 __all__ = [
@@ -263,6 +291,7 @@ __all__ = [
     "PeerInfo",
     "Ping",
     "Pong",
+    "ProvideMany",
     "ProviderRecord",
     "Providers",
     "Record",

@@ -34,7 +34,8 @@ from hashmesh.dht.records import Record
     LOOKUP_MANY,
     GET_MANY,
     PUT_MANY,
-) = range(12)
+    PROVIDE_MANY,
+) = range(13)
 QUERY: dict[int, Callable[[int, PeerInfo, bytes], Message]] = {
     GET: FindValue,
     FIND_PROVIDERS: GetProviders,
@@ -128,6 +129,7 @@ __all__ = [
     "LOOKUP",
     "LOOKUP_MANY",
     "PROVIDE",
+    "PROVIDE_MANY",
     "PUT",
     "PUT_MANY",
     "QUERY",

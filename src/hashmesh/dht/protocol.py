@@ -45,6 +45,7 @@ from hashmesh.dht.messages import (
     PeerInfo,
     Ping,
     Pong,
+    ProvideMany,
     Providers,
     Store,
     StoreAck,
@@ -59,7 +60,9 @@ from hashmesh.dht.ops import (
     GET,
     LOOKUP,
     PROVIDE,
+    PROVIDE_MANY,
     PUT,
+    PUT_MANY,
     QUERY,
     REFRESH,
     REPUBLISH,
@@ -73,6 +76,7 @@ from hashmesh.errors import RecordError
 from hashmesh.ids import NodeId
 
 MAX_PEERS_PER_RESPONSE = MAX_PEERS
+ORIGINATOR_BATCH = 4096  # records or provided keys per batched originator republish
 _U64 = (1 << 64) - 1
 
 
@@ -316,6 +320,16 @@ class Protocol(BatchCalls):
         except RecordError as exc:
             return StoreAck(m.rpc_id, self.me, False, str(exc))
         return StoreAck(m.rpc_id, self.me, True)
+
+    def _on_provide_many(self, sender: PeerInfo, m: ProvideMany, now: float) -> Message:
+        expires = min(m.expires, now + self.config.provider_ttl)
+        refused = ""
+        for key in m.keys:
+            try:
+                self.records.add_provider(ProviderRecord(key, sender, expires), now)
+            except RecordError as exc:
+                refused = refused or str(exc)
+        return StoreAck(m.rpc_id, self.me, not refused, refused)
 
     def _on_get_providers(self, sender: PeerInfo, m: GetProviders, now: float) -> Message:
         provs = tuple(self.records.providers(m.key, now, MAX_PROVIDERS))
@@ -567,12 +581,19 @@ class Protocol(BatchCalls):
             self._republish(now)
         if now >= self._next_orig:
             self._next_orig = now + cfg.originator_republish_interval
-            for rec in list(self._originated.values()):
-                if isinstance(rec, SignedRecord) and rec.expires <= now:
-                    continue
-                self._begin(PUT, rec.key, now, public=False, record=rec)
-            for key in list(self._provided):
-                self._begin(PROVIDE, key, now, public=False)
+            # batched like put_many / provide_many: one lookup per region, not per key
+            live = [
+                rec
+                for rec in self._originated.values()
+                if not (isinstance(rec, SignedRecord) and rec.expires <= now)
+            ]
+            for n in range(0, len(live), ORIGINATOR_BATCH):
+                recs = live[n : n + ORIGINATOR_BATCH]
+                self._begin_regions(PUT_MANY, [r.key for r in recs], now, recs, public=False)
+            provided = list(self._provided)
+            for n in range(0, len(provided), ORIGINATOR_BATCH):
+                keys = provided[n : n + ORIGINATOR_BATCH]
+                self._begin_regions(PROVIDE_MANY, keys, now, public=False)
         self._next_maint = max(
             now + 1.0, min(rt.next_refresh_due(), self._next_republish, self._next_orig)
         )
@@ -627,6 +648,7 @@ _HANDLERS: dict[type, Callable[[Protocol, PeerInfo, Message, float], Message]] =
     Store: Protocol._on_store,  # type: ignore[dict-item]
     StoreMany: Protocol._on_store_many,  # type: ignore[dict-item]
     AddProvider: Protocol._on_add_provider,  # type: ignore[dict-item]
+    ProvideMany: Protocol._on_provide_many,  # type: ignore[dict-item]
     GetProviders: Protocol._on_get_providers,  # type: ignore[dict-item]
     FindMany: Protocol._on_find_many,  # type: ignore[dict-item]
 }

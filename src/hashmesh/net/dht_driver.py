@@ -9,9 +9,9 @@ Every DHT message arrives over a connection whose peer proved its node key, so
 the driver hands the core a contact built from the *authenticated* public key;
 a message whose ``sender`` claims another key is dropped.
 
-Lone ``lookup``, ``get`` and ``put`` calls made in the same event-loop turn are
-merged: when more than one is waiting, the driver starts one batched call
-(``lookup_many``, ``get_many``, ``put_many``) for them and hands each caller its
+Lone ``lookup``, ``get``, ``put`` and ``provide`` calls made in the same event-loop
+turn are merged: when more than one is waiting, the driver starts one batched call
+(``lookup_many``, ``get_many``, ``put_many``, ``provide_many``) for them and hands each caller its
 own result (with ``hops`` 0 and its share of the messages). A lone call with
 nobody to merge with runs as before. So a node with many concurrent callers
 (provider lookups, an application's gets) sends a few merged requests per peer
@@ -41,6 +41,7 @@ _CALLS = {
     "lookup": ("lookup", "lookup_many"),
     "get": ("get", "get_many"),
     "put": ("put", "put_many"),
+    "provide": ("provide", "provide_many"),
 }
 
 
@@ -64,7 +65,7 @@ class DhtDriver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._waiters: dict[int, Callable[[Any], None]] = {}
-        self._merges = {kind: _Merge() for kind in ("lookup", "get", "put")}
+        self._merges = {kind: _Merge() for kind in _CALLS}
         self.merge = True  # merge concurrent lone calls (see the module docstring)
         self.merged_calls = 0  # lone calls that ran inside a batched call
         self._sends: set[asyncio.Task[None]] = set()
@@ -202,6 +203,8 @@ class DhtDriver:
         return await self._op(self.protocol.get(key, self.now()), timeout)
 
     async def provide(self, key: bytes, timeout: float = 30.0) -> dht.ProvideDone:
+        if self.merge:
+            return await self._merged("provide", key, timeout)
         return await self._op(self.protocol.provide(key, self.now()), timeout)
 
     async def find_providers(self, key: bytes, timeout: float = 30.0) -> dht.ProvidersFound:
@@ -220,6 +223,12 @@ class DhtDriver:
     ) -> dht.PutManyDone:
         """Store each record at its k closest peers in StoreMany batches."""
         return await self._op(self.protocol.put_many(list(records), self.now()), timeout)
+
+    async def provide_many(
+        self, keys: Sequence[bytes], timeout: float = 30.0
+    ) -> dht.ProvideManyDone:
+        """Announce ourselves as a provider of each key, in ProvideMany batches."""
+        return await self._op(self.protocol.provide_many(list(keys), self.now()), timeout)
 
     def leave(self) -> None:
         self.protocol.leave(self.now())
@@ -294,7 +303,8 @@ def _split(event: Any) -> list[Any]:
         share = event.messages // max(1, len(event.records))
         return [dht.GetDone(event.op, r, 0, share) for r in event.records]
     share = event.messages // max(1, len(event.stored_at))
-    return [dht.PutDone(event.op, n, 0, share) for n in event.stored_at]
+    one = dht.ProvideDone if isinstance(event, dht.ProvideManyDone) else dht.PutDone
+    return [one(event.op, n, 0, share) for n in event.stored_at]
 
 
 def _settle(fut: asyncio.Future[Any], result: Any) -> None:

@@ -20,6 +20,8 @@ from hashmesh.dht import (
     LookupManyDone,
     PeerInfo,
     Protocol,
+    ProvideManyDone,
+    ProvidersFound,
     PutManyDone,
     ValueRecord,
     codec,
@@ -241,3 +243,24 @@ def test_a_dead_peer_in_a_cached_region_forces_a_fresh_lookup() -> None:
     e = n.result(3, n.call(3, "put_many", last))
     assert isinstance(e, PutManyDone) and min(e.stored_at) >= 7
     assert n.sent.get("FindMany", 0) > looked
+
+
+def test_provide_many_announces_in_batches_and_republishes_them() -> None:
+    n = WireNet(100, seed=46)
+    n.bootstrap_all()
+    rng = random.Random(47)
+    keys = [rng.randbytes(32) for _ in range(150)]
+    e = n.result(5, n.call(5, "provide_many", keys))
+    assert isinstance(e, ProvideManyDone) and min(e.stored_at) >= 7
+    assert 0 < n.sent.get("ProvideMany", 0) < len(keys)
+    assert n.sent.get("AddProvider", 0) == 0
+    me = n.infos[5].id
+    for key in keys[:10]:
+        found = n.result(60, n.call(60, "find_providers", key))
+        assert isinstance(found, ProvidersFound) and me in {p.id for p in found.providers}
+    # the originator's republish of what it provides is batched too
+    before = n.sent.get("ProvideMany", 0)
+    n.run(until=n.now + n.config.originator_republish_interval + 5)
+    assert n.sent.get("ProvideMany", 0) > before and n.sent.get("AddProvider", 0) == 0
+    with pytest.raises(RecordError):
+        n.call(5, "provide_many", [b"short"])

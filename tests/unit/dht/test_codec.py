@@ -20,6 +20,7 @@ from hashmesh.dht.messages import (
     PeerInfo,
     Ping,
     Pong,
+    ProvideMany,
     Providers,
     Store,
     StoreAck,
@@ -80,6 +81,9 @@ messages = st.one_of(
         FindMany, u64, peers, st.lists(keys32, min_size=1, max_size=40).map(tuple), st.booleans()
     ),
     found_many(),
+    st.builds(
+        ProvideMany, u64, peers, st.lists(keys32, min_size=1, max_size=40).map(tuple), finite
+    ),
     st.builds(
         StoreMany,
         u64,
@@ -279,6 +283,17 @@ def test_batch_messages_checked() -> None:
     ):
         with pytest.raises(DecodeError):
             codec.decode(_raw([1, 13, 5, p, *fields]))
+    want = ProvideMany(6, _peer(), (key,), 5.0)
+    assert codec.decode(_raw([1, 15, 6, p, [key], 5.0])) == want
+    for fields in (
+        [[], 5.0],  # no keys
+        [[key] * (MAX_BATCH_KEYS + 1), 5.0],  # too many keys
+        [[key[:31]], 5.0],  # short key
+        [[key], float("inf")],  # expiry not finite
+        [[key], "soon"],  # expiry not a number
+    ):
+        with pytest.raises(DecodeError):
+            codec.decode(_raw([1, 15, 6, p, *fields]))
     ok = _raw([1, 14, 5, p, [q], [[None, [0]]]])
     assert codec.decode(ok).entries == ((None, (0,)),)  # type: ignore[union-attr]
     for fields in (

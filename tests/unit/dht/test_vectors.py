@@ -25,6 +25,7 @@ from hashmesh.dht.messages import (
     PeerInfo,
     Ping,
     Pong,
+    ProvideMany,
     Providers,
     Store,
     StoreAck,
@@ -68,6 +69,7 @@ def fixed_messages() -> dict[str, object]:
         "max_rpc_id": Ping(2**64 - 1, a),
         "find_many": FindMany(11, a, (key, immutable.key), True),
         "found_many": FoundMany(11, b, (a, c), ((None, (1, 0)), (immutable, ()))),
+        "provide_many": ProvideMany(12, a, (key, immutable.key), 1_900_000_000.5),
     }
 
 
