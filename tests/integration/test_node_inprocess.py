@@ -8,7 +8,7 @@ import pytest
 
 from hashmesh.coalesce import Coalescer
 from hashmesh.config import Config, NodeConfig
-from hashmesh.errors import CapacityError, NotFoundError, QuorumError
+from hashmesh.errors import CapacityError, InvalidArgumentError, NotFoundError, QuorumError
 from hashmesh.ids import ContentId
 from hashmesh.node import Node
 
@@ -297,5 +297,21 @@ async def test_concurrent_lone_dht_calls_are_merged(tmp_path) -> None:
         assert writer.merged_calls == 40 + 12
         found = await reader.find_providers(keys[7])
         assert nodes[0].node_id.value in {p.node_id.value for p in found.providers}
+
+        # a bad key fails its own call only, also inside a merged batch
+        bad = await asyncio.gather(
+            reader.get(keys[1]), reader.get(b"short"), return_exceptions=True
+        )
+        assert bad[0].record == records[1] and isinstance(bad[1], InvalidArgumentError)
+        # closing the driver ends the calls still waiting at once, not at their timeout
+        waiting = asyncio.gather(
+            *(reader.lookup(os.urandom(32), timeout=60) for _ in range(5)),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0)
+        t0 = asyncio.get_running_loop().time()
+        await reader.close()
+        assert all(isinstance(r, asyncio.CancelledError) for r in await waiting)
+        assert asyncio.get_running_loop().time() - t0 < 5
     finally:
         await stop_all(nodes)

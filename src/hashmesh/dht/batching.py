@@ -41,11 +41,18 @@ from hashmesh.dht.ops import (
 )
 from hashmesh.dht.records import ProviderRecord, Record, RecordStore, validate
 from hashmesh.dht.routing import RoutingTable
-from hashmesh.errors import RecordError
+from hashmesh.errors import InvalidArgumentError, RecordError
 
 # What one FoundMany may fill (estimated msgpack bytes), leaving room for its envelope.
 _FOUND_MANY_BUDGET = MAX_MESSAGE_BYTES - 4096
 REGION_CACHE_MAX = 4096  # regions whose put_many lookup result is remembered
+
+
+def check_keys(keys: Sequence[bytes]) -> None:
+    """InvalidArgumentError unless every key is 32 bytes (a DHT key, a BLAKE3 digest)."""
+    for key in keys:
+        if not isinstance(key, bytes) or len(key) != 32:
+            raise InvalidArgumentError(f"a DHT key is 32 bytes, not {key!r:.40}")
 
 
 class BatchCalls:
@@ -76,11 +83,13 @@ class BatchCalls:
 
     def lookup_many(self, keys: Sequence[bytes], now: float) -> int:
         """Find the k closest peers of each key, queries merged -> :class:`LookupManyDone`."""
+        check_keys(keys)
         self._start(now)
         return self._begin_batch(LOOKUP_MANY, keys, now).op
 
     def get_many(self, keys: Sequence[bytes], now: float) -> int:
         """Find a valid record under each key (local copies first) -> :class:`GetManyDone`."""
+        check_keys(keys)
         self._start(now)
         op = self._begin_batch(GET_MANY, keys, now, local=True)
         return op.op
@@ -104,9 +113,7 @@ class BatchCalls:
     def provide_many(self, keys: Sequence[bytes], now: float) -> int:
         """Announce ourselves as a provider of each key at its k closest peers, as
         ProvideMany batches (regions found like :meth:`put_many`) -> :class:`ProvideManyDone`."""
-        for key in keys:
-            if len(key) != 32:
-                raise RecordError("a provider key is 32 bytes")
+        check_keys(keys)
         self._start(now)
         self._provided.update(keys)
         return self._begin_regions(PROVIDE_MANY, list(keys), now).op
@@ -376,4 +383,4 @@ class BatchCalls:
         return pools
 
 
-__all__ = ["BatchCalls"]
+__all__ = ["BatchCalls", "check_keys"]

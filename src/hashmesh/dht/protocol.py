@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 
 from hashmesh.config import DhtConfig
 from hashmesh.dht import events as ev
-from hashmesh.dht.batching import BatchCalls
+from hashmesh.dht.batching import BatchCalls, check_keys
 from hashmesh.dht.codec import MAX_PEERS, MAX_PROVIDERS
 from hashmesh.dht.lookup import Lookup
 from hashmesh.dht.messages import (
@@ -218,6 +218,7 @@ class Protocol(BatchCalls):
 
     def lookup(self, target: bytes, now: float) -> int:
         """Find the k closest peers to ``target`` -> :class:`LookupDone`."""
+        check_keys((target,))
         self._start(now)
         return self._begin(LOOKUP, target, now, public=True).op
 
@@ -231,6 +232,7 @@ class Protocol(BatchCalls):
 
     def get(self, key: bytes, now: float) -> int:
         """Find a valid record under ``key`` -> :class:`GetDone` (local copy first)."""
+        check_keys((key,))
         self._start(now)
         local = self.records.get(key, now)
         if local is not None:
@@ -241,12 +243,14 @@ class Protocol(BatchCalls):
 
     def provide(self, key: bytes, now: float) -> int:
         """Announce ourselves as a provider of ``key`` -> :class:`ProvideDone`."""
+        check_keys((key,))
         self._start(now)
         self._provided.add(key)
         return self._begin(PROVIDE, key, now, public=True).op
 
     def find_providers(self, key: bytes, now: float) -> int:
         """Find providers of ``key`` -> :class:`ProvidersFound`."""
+        check_keys((key,))
         self._start(now)
         op = self._begin(FIND_PROVIDERS, key, now, public=True, found=True)
         return op.op

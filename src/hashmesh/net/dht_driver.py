@@ -68,6 +68,7 @@ class DhtDriver:
         self._merges = {kind: _Merge() for kind in _CALLS}
         self.merge = True  # merge concurrent lone calls (see the module docstring)
         self.merged_calls = 0  # lone calls that ran inside a batched call
+        self._callers: set[asyncio.Future[Any]] = set()
         self._sends: set[asyncio.Task[None]] = set()
         self._closed = False
         self.received = 0
@@ -89,9 +90,9 @@ class DhtDriver:
             self._timer.cancel()
         self._waiters.clear()
         for merge in self._merges.values():
-            for _, fut in merge.calls:
-                fut.cancel()
             merge.calls.clear()
+        for fut in list(self._callers):
+            fut.cancel()
         for task in list(self._sends):
             task.cancel()
         for task in list(self._sends):
@@ -119,8 +120,15 @@ class DhtDriver:
         self._pump()
 
     # --- API -----------------------------------------------------------------
-    async def _op(self, op: int, timeout: float) -> Any:
+    def _future(self) -> asyncio.Future[Any]:
+        """A caller's future; close() cancels every one still waiting."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._callers.add(fut)
+        fut.add_done_callback(self._callers.discard)
+        return fut
+
+    async def _op(self, op: int, timeout: float) -> Any:
+        fut = self._future()
         self._waiters[op] = lambda event: _settle(fut, event)
         self._pump()
         try:
@@ -131,7 +139,7 @@ class DhtDriver:
     async def _merged(self, kind: str, item: Any, timeout: float) -> Any:
         """Queue a lone call to run at the end of this loop turn, merged if others came."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
+        fut = self._future()
         merge = self._merges[kind]
         merge.calls.append((item, fut))
         if not merge.scheduled:
@@ -168,12 +176,23 @@ class DhtDriver:
         items = [item for item, _ in group]
         futs = [fut for _, fut in group]
         lone_name, batch_name = _CALLS[kind]
-        if len(group) == 1:
+        if len(group) > 1:
+            try:
+                op = getattr(self.protocol, batch_name)(items, now)
+            except Exception:  # one bad item (a record expired since): each on its own
+                for one in group:
+                    self._start_group(kind, [one])
+                return
+        else:
             fut = futs[0]
-            op = getattr(self.protocol, lone_name)(items[0], now)
+            try:
+                op = getattr(self.protocol, lone_name)(items[0], now)
+            except Exception as exc:  # handed to its caller, as the call would have raised
+                if not fut.done():
+                    fut.set_exception(exc)
+                return
             self._waiters[op] = lambda event: _settle(fut, event)
             return
-        op = getattr(self.protocol, batch_name)(items, now)
         self.merged_calls += len(group)
 
         def deliver(event: Any) -> None:

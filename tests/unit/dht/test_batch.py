@@ -28,7 +28,7 @@ from hashmesh.dht import (
     protocol,
 )
 from hashmesh.dht.records import MAX_VALUE_BYTES
-from hashmesh.errors import RecordError
+from hashmesh.errors import InvalidArgumentError, RecordError
 from hashmesh.ids import distance
 
 
@@ -262,5 +262,9 @@ def test_provide_many_announces_in_batches_and_republishes_them() -> None:
     before = n.sent.get("ProvideMany", 0)
     n.run(until=n.now + n.config.originator_republish_interval + 5)
     assert n.sent.get("ProvideMany", 0) > before and n.sent.get("AddProvider", 0) == 0
-    with pytest.raises(RecordError):
-        n.call(5, "provide_many", [b"short"])
+    for call in ("provide_many", "lookup_many", "get_many"):
+        with pytest.raises(InvalidArgumentError):
+            n.call(5, call, [keys[0], b"short"])
+    for call in ("provide", "lookup", "get", "find_providers"):
+        with pytest.raises(InvalidArgumentError):
+            n.call(5, call, b"short")
