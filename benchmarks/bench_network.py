@@ -22,7 +22,8 @@ compare). Parts, in order:
      the batch APIs ``put_many`` / ``get_many``. Reads run on a second client node that
      joined after the puts. After each join the timing waits until the devnet has moved
      the newcomer's share of the stored blocks to it (that rebalancing time is reported
-     too); the reads then cover only the objects the reader does not hold.
+     too), then ``--pause`` idle seconds; the reads cover only the objects the reader
+     does not hold.
 3. **30-node devnet**: an in-process client node runs DHT lookups of random keys and
    stores of 100-byte ``ValueRecord``s, sequentially and 50 in flight, then gets them
    from a node that joined later; then the same three through the batched calls
@@ -285,8 +286,12 @@ def cli_round(net: Devnet, work: Path, size: int) -> tuple[float, float]:
 
 # ------------------------------------------------------------------ small objects
 async def small_objects(
-    net: Devnet, work: Path, count: int, inflight: int, batch: int
+    net: Devnet, work: Path, count: int, inflight: int, batch: int, pause: float = 0.0
 ) -> dict[str, Any]:
+    """4 KiB objects: puts from one client node, reads from another (see the module doc).
+
+    Each timed part starts ``pause`` idle seconds after the rebalance before it, so it
+    does not pay for the write-back of the large files and the blocks moved."""
     res: dict[str, Any] = {"small_count": count, "small_inflight": inflight, "batch": batch}
     rnd = random.Random(42)
     blobs = [rnd.randbytes(SMALL) for _ in range(2 * count)]
@@ -299,6 +304,7 @@ async def small_objects(
             f"rebalanced after a node joined: {res['rebalance_after_join_blocks']} blocks "
             f"moved, settled in {res['rebalance_after_join_s']:.1f} s"
         )
+        await asyncio.sleep(pause)
         ids: list[str] = []
 
         async def put_one(data: bytes) -> None:
@@ -326,6 +332,7 @@ async def small_objects(
         reader = await client_node(work, net.nodes[0].address, "client-r")
         nodes.append(reader)
         await settle(net)
+        await asyncio.sleep(pause)
         all_ids = ids + batch_ids
         res["reader_held_before"] = await held(reader, all_ids)
         # the rebalance made the reader a holder of its share: time only what it lacks
@@ -550,7 +557,9 @@ def part_network(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> N
         res["cli_put_s"], res["cli_get_s"] = put_s, get_s
         res["cli_put_MBps"], res["cli_get_MBps"] = size / put_s / 1e6, size / get_s / 1e6
         log(f"CLI put {put_s:.2f} s, get {get_s:.2f} s")
-        res.update(run_loop(small_objects(net, work, args.small, args.concurrency, args.batch)))
+        res.update(
+            run_loop(small_objects(net, work, args.small, args.concurrency, args.batch, args.pause))
+        )
 
     with_devnet(work / "net5", 5, 60, body)
 
