@@ -122,7 +122,7 @@ class DhtConfig:
     diversity_exempt_private: bool = True
     # a full bucket pings its head about a newcomer at most this often (seconds)
     head_ping_interval: float = 30.0
-    max_records: int = 65536  # records one node holds for others
+    max_records: int = 65536  # records one node holds for others (and provider keys)
     max_providers_per_key: int = 32
     refresh_on_join: bool = True  # bootstrap also refreshes buckets beyond the closest neighbour
 

@@ -296,7 +296,7 @@ class BatchCalls:
         op.parts.clear()  # late FindMany answers no longer matter
         per_peer: dict[bytes, tuple[PeerInfo, list[int]]] = {}
         k = self.config.k
-        pools = self._put_many_pools(op, batch, now)
+        pools = self._op_pools(op, batch, now)
         expires = now + self.config.provider_ttl
         for i, key in enumerate(keys):
             t = int.from_bytes(key, "big")
@@ -339,9 +339,7 @@ class BatchCalls:
                 done = ev.PutManyDone if op.purpose == PUT_MANY else ev.ProvideManyDone
                 self._events.append(done(op.op, op.stored, op.sent))
 
-    def _put_many_pools(
-        self, op: Op, batch: BatchLookup, now: float
-    ) -> list[list[tuple[int, PeerInfo]]]:
+    def _op_pools(self, op: Op, batch: BatchLookup, now: float) -> list[list[tuple[int, PeerInfo]]]:
         """Each region's pool, from its lookup (then cached) or from the region cache."""
         assert op.regions is not None
         bits, prefixes, firsts, cached = op.regions

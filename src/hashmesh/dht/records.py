@@ -245,9 +245,14 @@ class RecordStore:
                 yield key, held.record
 
     def add_provider(self, rec: ProviderRecord, now: float) -> None:
-        """Hold a provider record; RecordError if expired or the key has too many providers."""
+        """Hold a provider record; RecordError if expired, if the key has too many
+        providers, or if a new key would take the store past ``max_records`` keys."""
         if rec.expires <= now:
             raise RecordError("provider record expired")
+        if rec.key not in self._providers and len(self._providers) >= self.max_records:
+            self.expire(now)
+            if len(self._providers) >= self.max_records:
+                raise RecordError("provider store full")
         per_key = self._providers.setdefault(rec.key, {})
         pid = rec.provider.node_id.value
         if pid not in per_key and len(per_key) >= self.max_providers_per_key:

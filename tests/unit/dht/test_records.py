@@ -120,3 +120,16 @@ def test_providers() -> None:
     with pytest.raises(RecordError, match="expired"):
         st.add_provider(ProviderRecord(key, ps[0], 10.0), 20.0)
     assert st.expire(60.0) == 2 and st.providers(key, 60.0, 10) == []
+
+
+def test_provider_keys_are_bounded() -> None:
+    """A peer cannot grow the provider store without bound (ProvideMany carries 128 keys)."""
+    st = RecordStore(max_records=3, max_providers_per_key=2)
+    p = PeerInfo.make(bytes([7]) * 32, "10.0.0.1", 1)
+    for i in range(3):
+        st.add_provider(ProviderRecord(bytes([i]) * 32, p, 10.0 + i), 0.0)
+    with pytest.raises(RecordError, match="full"):
+        st.add_provider(ProviderRecord(bytes([9]) * 32, p, 50.0), 0.0)
+    st.add_provider(ProviderRecord(bytes([0]) * 32, p, 50.0), 0.0)  # a known key: renewed
+    st.add_provider(ProviderRecord(bytes([9]) * 32, p, 50.0), 11.5)  # two expired: room
+    assert st.providers(bytes([9]) * 32, 11.5, 10) == [p]
