@@ -380,9 +380,17 @@ class Node(RepairMixin, ReportMixin):
                 # One block, whose id is known now: it travels to its holders while the
                 # local commit runs (the put returns when both are done).
                 cid = ContentId.of(data, ContentId.RAW)
-                (info,), (placed,) = await asyncio.gather(
-                    self._small_puts.submit([item], key), self._pushes.submit([(cid, data)])
+                local, pushed = await asyncio.gather(
+                    self._small_puts.submit([item], key),
+                    self._pushes.submit([(cid, data)]),
+                    return_exceptions=True,
                 )
+                if isinstance(local, BaseException):
+                    await self._forget_unstored([cid])
+                    raise local
+                if isinstance(pushed, BaseException):
+                    raise pushed
+                (info,), (placed,) = local, pushed
                 if info.id != str(cid):  # the store chunked it after all: place its blocks
                     (placed,) = await self._replications.submit([ContentId.parse(info.id)])
                 return {"file": info.to_json(), **placed}
@@ -408,6 +416,16 @@ class Node(RepairMixin, ReportMixin):
         for root in roots:
             self._announce(root)
         return [{"blocks": len(d), "min_acks": min(acks[c] for c in d)} for d in dags]
+
+    async def _forget_unstored(self, cids: list[ContentId]) -> None:
+        """The local commit failed: repair stops watching the blocks pushed alongside it
+        that are not stored here (their holders keep their copies)."""
+        assert self.store is not None and self.planner is not None
+        with contextlib.suppress(HashmeshError):
+            for cid, held in zip(cids, await self.store.has_blocks(cids), strict=True):
+                if not held:
+                    self.planner.untrack(cid.digest)
+                    self._cids.pop(cid.digest, None)
 
     async def _push_roots(self, items: list[tuple[ContentId, bytes]]) -> list[dict[str, Any]]:
         """Place one-block files from the bytes in hand (not read back from the store)
@@ -572,9 +590,15 @@ class Node(RepairMixin, ReportMixin):
         limit = self.config.store.chunk_min
         if items and all(0 < len(d) <= limit for _, d in items):
             given = [(ContentId.of(d, ContentId.RAW), d) for _, d in items]
-            infos, _ = await asyncio.gather(
-                self.store.put_many(items, **meta), self._push_roots(given)
+            local, pushed = await asyncio.gather(
+                self.store.put_many(items, **meta), self._push_roots(given), return_exceptions=True
             )
+            if isinstance(local, BaseException):
+                await self._forget_unstored([c for c, _ in given])
+                raise local
+            if isinstance(pushed, BaseException):
+                raise pushed
+            infos = local
             roots = [ContentId.parse(i.id) for i in infos]
             rest = [r for r, (c, _) in zip(roots, given, strict=True) if r != c]
         else:

@@ -96,6 +96,25 @@ async def test_small_puts_place_while_committing_locally(tmp_path) -> None:
                 assert res["min_acks"] >= 3 and cid == ContentId.of(blob, ContentId.RAW)
                 assert sum([await n.store.has_block(cid) for n in nodes]) >= 3
         assert await nodes[2].read(results[5]["file"]["id"]) == blobs[5]
+
+        async def full(*_args, **_kwargs):
+            raise CapacityError("storage capacity exceeded")
+
+        writer = nodes[0]
+        commits = writer._small_puts
+        writer._small_puts = Coalescer(full)  # the local commit fails ...
+        blob = os.urandom(4096)
+        cid = ContentId.of(blob, ContentId.RAW)
+        with pytest.raises(CapacityError):
+            await writer.put_bytes(blob)
+        assert cid.digest not in writer._cids  # ... so repair does not watch what is not here
+        assert writer.planner.backlog == 0
+        real = writer.store.put_many
+        writer.store.put_many = full  # put_many's local commit fails too
+        with pytest.raises(CapacityError):
+            await writer.put_many([("a", os.urandom(100)), ("b", os.urandom(200))])
+        writer.store.put_many, writer._small_puts = real, commits
+        assert writer.planner.backlog == 0
         for n in nodes[1:3]:
             await n.stop(graceful=False)
         with pytest.raises(QuorumError):
