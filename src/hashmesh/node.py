@@ -647,8 +647,7 @@ class Node(RepairMixin, ReportMixin):
             have = await self.store.has_blocks(level)
             missing = [c for c, h in zip(level, have, strict=True) if not h]
             if missing:
-                keep = {c for c in missing if not c.is_manifest} if received is not None else set()
-                fetched += await self._fetch_missing(missing, keep, received)
+                fetched += await self._fetch_missing(missing, received)
             received = None  # only the roots' level
             level = await self.store.children_many([c for c in level if c.is_manifest])
         return fetched
@@ -656,9 +655,10 @@ class Node(RepairMixin, ReportMixin):
     async def _fetch_missing(
         self,
         missing: list[ContentId],
-        keep: frozenset[ContentId] | set[ContentId] = frozenset(),
         received: dict[ContentId, bytes] | None = None,
     ) -> int:
+        """Fetch ``missing``; the verified bytes of its raw blocks go into ``received``
+        when given (a reader's one-block files)."""
         assert self.me is not None
         sem = asyncio.Semaphore(FETCH_PARALLEL)
 
@@ -674,14 +674,17 @@ class Node(RepairMixin, ReportMixin):
         got: set[ContentId] = set()
 
         # blocks handed straight back to a reader need not wait for their cache commit
-        early = received is not None and all(c in keep for c in missing)
+        early = received is not None and not any(c.is_manifest for c in missing)
+
+        def hand_back(cid: ContentId, data: bytes) -> None:
+            if received is not None and not cid.is_manifest:
+                received[cid] = data
 
         async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
             async with sem:
                 for cid, data in await self._get_many_from(peer, cids, early):
                     got.add(cid)
-                    if cid in keep and received is not None:
-                        received[cid] = data
+                    hand_back(cid, data)
 
         jobs = []
         for peer, cids in by_peer.values():
@@ -693,8 +696,7 @@ class Node(RepairMixin, ReportMixin):
         async def single(cid: ContentId) -> None:
             async with sem:
                 data = await self._fetch_block(cid)
-            if cid in keep and received is not None:
-                received[cid] = data
+            hand_back(cid, data)
 
         await asyncio.gather(*(single(c) for c in missing if c not in got))
         return len(missing)

@@ -123,8 +123,6 @@ def _fields(m: Message) -> list[Any]:
         return [_record(m.record), float(m.ttl)]
     if isinstance(m, StoreAck):
         return [bool(m.ok), m.reason]
-    if isinstance(m, StoreMany):
-        return [[[_record(r), float(ttl)] for r, ttl in m.items]]
     if isinstance(m, AddProvider):
         return [m.key, _peer(m.provider), float(m.expires)]
     if isinstance(m, FindMany):
@@ -133,7 +131,10 @@ def _fields(m: Message) -> list[Any]:
         return [list(m.keys), float(m.expires)]
     if isinstance(m, FoundMany):
         return [_peers(m.peers), [[_record(r), list(ix)] for r, ix in m.entries]]
-    return [_peers(m.providers), _peers(m.peers)]
+    if isinstance(m, Providers):
+        return [_peers(m.providers), _peers(m.peers)]
+    # StoreMany is packed from cached items by _encode_store_many
+    raise InvalidArgumentError(f"{type(m).__name__} is not encoded field by field")
 
 
 def encode(message: Message) -> bytes:
@@ -334,14 +335,7 @@ def _d_value(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
 
 
 def _d_store(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
-    _list(f, "fields", 2)
-    record = _read_record(f[0])
-    if record is None:
-        raise DecodeError("store: missing record")
-    ttl = _float(f[1], "ttl")
-    if ttl < 0:
-        raise DecodeError("ttl: negative")
-    return Store(rpc, sender, record, ttl)
+    return Store(rpc, sender, *_read_store_item(f, "store"))
 
 
 def _d_store_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
@@ -350,11 +344,12 @@ def _d_store_many(rpc: int, sender: PeerInfo, f: list[Any]) -> Message:
     return StoreMany(rpc, sender, tuple(_read_store_item(item) for item in raw))
 
 
-def _read_store_item(item: Any) -> tuple[Record, float]:
-    _list(item, "item", 2)
+def _read_store_item(item: Any, what: str = "store_many item") -> tuple[Record, float]:
+    """``[record, ttl]``: a STORE's fields or one STORE_MANY item."""
+    _list(item, what, 2)
     record = _read_record(item[0])
     if record is None:
-        raise DecodeError("store_many: missing record")
+        raise DecodeError(f"{what}: missing record")
     ttl = _float(item[1], "ttl")
     if ttl < 0:
         raise DecodeError("ttl: negative")

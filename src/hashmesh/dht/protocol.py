@@ -16,8 +16,9 @@ Invariants
 - Each public API call returns an op id and later yields exactly one event with it.
 - Republishing by holders does one lookup per keyspace region (keys sharing a prefix as long as
   our own neighbourhood's), and skips keys a peer re-stored to us within the last interval.
-- Batched calls (``lookup_many``, ``get_many``, ``put_many``) run one lookup per key, but send
-  each step's queries to a peer as one ``FindMany`` and each peer's records as ``StoreMany``
+- Batched calls (``lookup_many``, ``get_many``, ``put_many``, ``provide_many``) run one lookup
+  per key (per keyspace region for puts and provides), but send each step's queries to a peer
+  as one ``FindMany`` and each peer's records as ``StoreMany`` (keys as ``ProvideMany``)
   requests; their answers are credited only to the keys they were asked for.
 """
 
@@ -318,22 +319,23 @@ class Protocol(BatchCalls):
     def _on_add_provider(self, sender: PeerInfo, m: AddProvider, now: float) -> Message:
         if m.provider.public_key != sender.public_key or m.provider.node_id != sender.node_id:
             return StoreAck(m.rpc_id, self.me, False, "provider must be the sender")
-        expires = min(m.expires, now + self.config.provider_ttl)
-        try:
-            self.records.add_provider(ProviderRecord(m.key, m.provider, expires), now)
-        except RecordError as exc:
-            return StoreAck(m.rpc_id, self.me, False, str(exc))
-        return StoreAck(m.rpc_id, self.me, True)
+        return self._add_providers(m.rpc_id, sender, (m.key,), m.expires, now)
 
     def _on_provide_many(self, sender: PeerInfo, m: ProvideMany, now: float) -> Message:
-        expires = min(m.expires, now + self.config.provider_ttl)
+        return self._add_providers(m.rpc_id, sender, m.keys, m.expires, now)
+
+    def _add_providers(
+        self, rpc_id: int, sender: PeerInfo, keys: Sequence[bytes], expires: float, now: float
+    ) -> Message:
+        """Hold ``sender`` as a provider of each key; ok if all were accepted."""
+        expires = min(expires, now + self.config.provider_ttl)
         refused = ""
-        for key in m.keys:
+        for key in keys:
             try:
                 self.records.add_provider(ProviderRecord(key, sender, expires), now)
             except RecordError as exc:
                 refused = refused or str(exc)
-        return StoreAck(m.rpc_id, self.me, not refused, refused)
+        return StoreAck(rpc_id, self.me, not refused, refused)
 
     def _on_get_providers(self, sender: PeerInfo, m: GetProviders, now: float) -> Message:
         provs = tuple(self.records.providers(m.key, now, MAX_PROVIDERS))

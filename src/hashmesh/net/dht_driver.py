@@ -176,22 +176,20 @@ class DhtDriver:
         items = [item for item, _ in group]
         futs = [fut for _, fut in group]
         lone_name, batch_name = _CALLS[kind]
-        if len(group) > 1:
-            try:
-                op = getattr(self.protocol, batch_name)(items, now)
-            except Exception:  # one bad item (a record expired since): each on its own
-                for one in group:
-                    self._start_group(kind, [one])
-                return
-        else:
+        if len(group) == 1:
             fut = futs[0]
             try:
                 op = getattr(self.protocol, lone_name)(items[0], now)
             except Exception as exc:  # handed to its caller, as the call would have raised
-                if not fut.done():
-                    fut.set_exception(exc)
+                fut.set_exception(exc)
                 return
             self._waiters[op] = lambda event: _settle(fut, event)
+            return
+        try:
+            op = getattr(self.protocol, batch_name)(items, now)
+        except Exception:  # one bad item (a record expired since): each on its own
+            for one in group:
+                self._start_group(kind, [one])
             return
         self.merged_calls += len(group)
 
