@@ -76,6 +76,7 @@ from hashmesh.node import Node
 MiB = 1 << 20
 SMALL = 4096
 OP_TIMEOUT = 30.0
+RANGED_READS = 8  # 4 KiB reads spread over the large file, before its get
 PHASE_CAP_S = 60.0  # no timed phase takes new work after this long
 
 
@@ -231,6 +232,18 @@ async def large_rep(net: Devnet, work: Path, size: int, rep: int, pause: float) 
         t0 = time.perf_counter()
         res = await c.call("put", path=str(src), name=src.name)
         put_s = time.perf_counter() - t0
+    # ranged reads on a node other than the getter, so the get starts just as cold
+    async with Client(net.nodes[1 + (rep + 1) % (net.count - 1)].repo, timeout=3600) as c:
+        start = (await c.call("status"))["blocks"]
+        ranged: list[float] = []
+        for i in range(RANGED_READS):  # 4 KiB each: only the chunks they touch are fetched
+            t0 = time.perf_counter()
+            at = (2 * i + 1) * size // (2 * RANGED_READS)
+            part = await c.call("read", id=res["file"]["id"], offset=at, length=4096)
+            ranged.append(time.perf_counter() - t0)
+            if len(part) != 4096:
+                raise HashmeshError(f"ranged read returned {len(part)} bytes, expected 4096")
+        ranged_blocks = (await c.call("status"))["blocks"] - start
     async with Client(reader.repo, timeout=3600) as c:
         before = (await c.call("status"))["blocks"]
         t0 = time.perf_counter()
@@ -242,13 +255,19 @@ async def large_rep(net: Devnet, work: Path, size: int, rep: int, pause: float) 
     src.unlink()
     dest.unlink()
     blocks = max(1, int(res.get("blocks", 1)))
-    log(f"large rep {rep}: put {size / put_s / 1e6:.0f} MB/s, get {size / get_s / 1e6:.0f} MB/s")
+    log(
+        f"large rep {rep}: put {size / put_s / 1e6:.0f} MB/s, get {size / get_s / 1e6:.0f} MB/s, "
+        f"{RANGED_READS} ranged 4 KiB reads: median {common.median(ranged) * 1000:.1f} ms, "
+        f"{ranged_blocks} blocks fetched"
+    )
     return {
         "raw_r_copies_MBps": raw,
         "put_raw_ratio": size / put_s / 1e6 / (raw / R),
         "put_MBps": size / put_s / 1e6,
         "get_MBps": size / get_s / 1e6,
         "get_network_share": (after - before) / blocks,
+        "ranged_read_ms": common.median(ranged) * 1000,
+        "ranged_read_blocks": ranged_blocks,
         "blocks": blocks,
     }
 
@@ -550,6 +569,8 @@ def part_network(args: argparse.Namespace, work: Path, res: dict[str, Any]) -> N
             "put_MBps",
             "get_MBps",
             "get_network_share",
+            "ranged_read_ms",
+            "ranged_read_blocks",
         ):
             res[f"large_{key}"] = common.median([r[key] for r in reps])
         res["large_runs"] = reps

@@ -32,6 +32,8 @@ def large_rows(res: dict[str, Any]) -> list[Row]:
         ("large put, control socket (median)", g("large_put_MBps"), "MB/s", "", None),
         ("large get, other node, cold (median)", g("large_get_MBps"), "MB/s", "", None),
         ("  share of get blocks fetched over net", g("large_get_network_share"), "", "", None),
+        ("4 KiB ranged read, other node, cold (median)", g("large_ranged_read_ms"), "ms", "", None),
+        ("  blocks 8 such reads fetched", g("large_ranged_read_blocks"), "", "", None),
         ("large put via CLI, wall", g("cli_put_s"), "s", "", None),
         ("large get via CLI, wall", g("cli_get_s"), "s", "", None),
         ("large put via CLI (incl. start-up)", g("cli_put_MBps"), "MB/s", "", None),

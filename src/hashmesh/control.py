@@ -19,7 +19,7 @@ import contextlib
 import logging
 import os
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +137,17 @@ class ControlServer:
         try:
             result = await handler(args)
             if isinstance(result, AsyncIterator):
-                async for chunk in result:
-                    write_message(writer, {"chunk": chunk})
-                    await writer.drain()
+                # a generator is closed at once when the client goes away (a node
+                # streaming a file then stops fetching it)
+                closing = (
+                    contextlib.aclosing(result)
+                    if isinstance(result, AsyncGenerator)
+                    else contextlib.nullcontext(result)
+                )
+                async with closing as chunks:
+                    async for chunk in chunks:
+                        write_message(writer, {"chunk": chunk})
+                        await writer.drain()
                 result = None
         except HashmeshError as exc:
             write_message(writer, {"ok": False, "error": error_payload(exc)})

@@ -23,11 +23,12 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from hashmesh import dht
+from hashmesh.arrivals import Arrivals
 from hashmesh.coalesce import Coalescer
 from hashmesh.config import Config, parse_address
 from hashmesh.content import manifest as mf
@@ -58,7 +59,7 @@ from hashmesh.peering import (
 )
 from hashmesh.placement import closest_by
 from hashmesh.repair import Planner
-from hashmesh.store.api import Store
+from hashmesh.store.api import API_THREADS, Store
 from hashmesh.store.model import DirEntry, FileInfo
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,9 @@ class Node(RepairMixin, ReportMixin):
         self._to_announce: dict[bytes, None] = {}  # roots waiting for a provider record
         self._announcer: asyncio.Task[None] | None = None
         self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
+        # a streaming export holds a store thread while it waits for fetches, and the
+        # fetches need a store thread to commit: never let the exports take them all
+        self._streams = asyncio.Semaphore(max(1, API_THREADS - 1))
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self._replications: Coalescer[ContentId, dict[str, Any]]
@@ -630,7 +634,10 @@ class Node(RepairMixin, ReportMixin):
         return await self.fetch_dags([root])
 
     async def fetch_dags(
-        self, roots: list[ContentId], received: dict[ContentId, bytes] | None = None
+        self,
+        roots: list[ContentId],
+        received: dict[ContentId, bytes] | None = None,
+        deferred: list[ContentId] | None = None,
     ) -> int:
         """Make every block under ``roots`` local, one DAG level at a time.
 
@@ -639,6 +646,8 @@ class Node(RepairMixin, ReportMixin):
         committed together; whatever a batch did not return is fetched one by one
         from any holder. A repeated call resumes: blocks already here are skipped.
         The verified bytes of fetched raw roots go into ``received`` when given.
+        With ``deferred``, only manifests are fetched: the missing chunks are
+        appended to it instead (in file order), for the caller to fetch.
         """
         assert self.store is not None
         fetched = 0
@@ -646,8 +655,13 @@ class Node(RepairMixin, ReportMixin):
         while level:
             have = await self.store.has_blocks(level)
             missing = [c for c, h in zip(level, have, strict=True) if not h]
+            if deferred is not None:
+                deferred += [c for c in missing if not c.is_manifest]
+                missing = [c for c in missing if c.is_manifest]
             if missing:
-                fetched += await self._fetch_missing(missing, received)
+                fetched += await self._fetch_missing(
+                    missing, None if received is None else received.__setitem__
+                )
             received = None  # only the roots' level
             level = await self.store.children_many([c for c in level if c.is_manifest])
         return fetched
@@ -655,64 +669,72 @@ class Node(RepairMixin, ReportMixin):
     async def _fetch_missing(
         self,
         missing: list[ContentId],
-        received: dict[ContentId, bytes] | None = None,
+        hand_back: Callable[[ContentId, bytes], None] | None = None,
+        early: bool | None = None,
     ) -> int:
-        """Fetch ``missing``; the verified bytes of its raw blocks go into ``received``
-        when given (a reader's one-block files)."""
+        """Fetch ``missing`` (verified, committed as cache); ``hand_back`` gets each
+        raw block's bytes once it is stored. ``early`` (by default when every block is
+        raw and some caller takes the bytes: a reader's one-block files) hands them
+        back at once and commits them in the background instead."""
         assert self.me is not None
         sem = asyncio.Semaphore(FETCH_PARALLEL)
+        if early is None:
+            early = hand_back is not None and not any(c.is_manifest for c in missing)
 
         async def place(cid: ContentId) -> list[dht.PeerInfo]:
             async with sem:  # a lookup each in large networks; none in small ones
                 return await self.holders_for(cid.digest, self.replication)
 
-        by_peer: dict[bytes, tuple[dht.PeerInfo, list[ContentId]]] = {}
-        for cid, holders in zip(missing, await asyncio.gather(*map(place, missing)), strict=True):
+        by_peer: dict[bytes, tuple[dht.PeerInfo, list[int]]] = {}
+        for i, holders in enumerate(await asyncio.gather(*map(place, missing))):
             peer = next((p for p in holders if p.id != self.me.id), None)
             if peer is not None:
-                by_peer.setdefault(peer.id, (peer, []))[1].append(cid)
+                by_peer.setdefault(peer.id, (peer, []))[1].append(i)
         got: set[ContentId] = set()
 
-        # blocks handed straight back to a reader need not wait for their cache commit
-        early = received is not None and not any(c.is_manifest for c in missing)
-
-        def hand_back(cid: ContentId, data: bytes) -> None:
-            if received is not None and not cid.is_manifest:
-                received[cid] = data
+        def each(cid: ContentId, data: bytes) -> None:
+            got.add(cid)
+            if hand_back is not None and not cid.is_manifest:
+                hand_back(cid, data)
 
         async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
             async with sem:
-                for cid, data in await self._get_many_from(peer, cids, early):
-                    got.add(cid)
-                    hand_back(cid, data)
+                await self._get_many_from(peer, cids, each, early)
 
-        jobs = []
-        for peer, cids in by_peer.values():
-            step = min(GET_BATCH, max(FETCH_SPLIT_MIN, -(-len(cids) // FETCH_PER_PEER)))
-            for i in range(0, len(cids), step):
-                jobs.append(batch(peer, cids[i : i + step]))
-        await asyncio.gather(*jobs)
+        # batches start in the order of their first block (a streaming export waits
+        # for the blocks in ``missing`` order)
+        starts: list[tuple[int, dht.PeerInfo, list[ContentId]]] = []
+        for peer, idxs in by_peer.values():
+            step = min(GET_BATCH, max(FETCH_SPLIT_MIN, -(-len(idxs) // FETCH_PER_PEER)))
+            for j in range(0, len(idxs), step):
+                part = idxs[j : j + step]
+                starts.append((part[0], peer, [missing[k] for k in part]))
+        starts.sort(key=lambda t: t[0])
+        await asyncio.gather(*(batch(peer, cids) for _, peer, cids in starts))
 
         async def single(cid: ContentId) -> None:
             async with sem:
-                data = await self._fetch_block(cid)
-            hand_back(cid, data)
+                each(cid, await self._fetch_block(cid))
 
         await asyncio.gather(*(single(c) for c in missing if c not in got))
         return len(missing)
 
     async def _get_many_from(
-        self, peer: dht.PeerInfo, cids: list[ContentId], early: bool = False
-    ) -> list[tuple[ContentId, bytes]]:
-        """Fetch what ``peer`` holds of ``cids`` (verified, committed); the blocks stored.
+        self,
+        peer: dht.PeerInfo,
+        cids: list[ContentId],
+        each: Callable[[ContentId, bytes], None],
+        early: bool = False,
+    ) -> None:
+        """Fetch what ``peer`` holds of ``cids``; ``each`` gets every block verified
+        and committed to the local cache.
 
         Each GET_MANY reply covers a prefix of the ids that fits one frame; the
         rest is asked for again until the peer has answered for every id. With
-        ``early`` the verified blocks are returned at once and committed to the
-        local cache in the background (a crash before that costs a re-fetch).
+        ``early`` the verified blocks go to ``each`` at once and are committed in
+        the background (a crash before that costs a re-fetch).
         """
         assert self.endpoint is not None
-        stored: list[tuple[ContentId, bytes]] = []
         todo = list(cids)
         while todo:
             try:
@@ -722,7 +744,7 @@ class Node(RepairMixin, ReportMixin):
                 datas = bx.decode_get_many_reply(reply, len(todo))
             except HashmeshError as exc:
                 log.info("batch fetch from %s failed: %s", peer.node_id.short(), exc)
-                break
+                return
             good: list[tuple[ContentId, bytes]] = []
             for cid, data in zip(todo, datas, strict=False):
                 if data is None:
@@ -738,8 +760,8 @@ class Node(RepairMixin, ReportMixin):
                 task.add_done_callback(self._caching.discard)
             elif good:
                 await self._cache_blocks(good)
-            stored += good
-        return stored
+            for cid, data in good:
+                each(cid, data)
 
     async def _cache_blocks(self, good: list[tuple[ContentId, bytes]]) -> None:
         """Commit fetched (verified) blocks as cache; the LRU may release them later."""
@@ -860,24 +882,74 @@ class Node(RepairMixin, ReportMixin):
             # a one-chunk file: concurrent reads are fetched and read as one batch
             (data,) = await self._small_reads.submit([root])
             return data
-        await self.fetch_dag(root)
+        chunks: list[ContentId] = []
+        await self.fetch_dags([root], deferred=chunks if root.is_manifest else None)
+        if chunks:  # only those the range needs
+            need = set(await self.store.chunks_in_range(root, offset, length))
+            missing = [c for c in dict.fromkeys(chunks) if c in need]
+            if missing:
+                await self._fetch_missing(missing)
         data = await self.store.read(root, offset, length)
         await self.trim_cache()
         return data
 
     async def iter_read(self, id: str) -> AsyncIterator[bytes]:
+        """Stream a file; its missing chunks are fetched while the first ones are sent."""
         assert self.store is not None
         root = ContentId.parse(id)
-        await self.fetch_dag(root)
-        return self.store.iter_read(root)
+        chunks: list[ContentId] = []
+        await self.fetch_dags([root], deferred=chunks if root.is_manifest else None)
+        if not chunks:
+            return self.store.iter_read(root)
+        return self._stream(root, list(dict.fromkeys(chunks)))
+
+    async def _stream(self, root: ContentId, chunks: list[ContentId]) -> AsyncIterator[bytes]:
+        assert self.store is not None
+        arrivals, fetch = self._fetch_behind(chunks)
+        try:
+            async for piece in self.store.iter_read(root, ready=arrivals.wait_for):
+                yield piece
+        finally:
+            fetch.cancel()  # a no-op once it is done
+            await asyncio.wait([fetch])
 
     async def get_to_path(self, id: str, dest: str | Path) -> Path:
+        """Write a file or tree to ``dest``. The manifests are fetched first; the
+        missing chunks are then fetched while the file is written, each one read
+        as soon as it is stored (verified, cached)."""
         assert self.store is not None
         root = ContentId.parse(id)
-        await self.fetch_dag(root)
-        path = await self.store.get_to_path(root, dest)
+        chunks: list[ContentId] = []
+        await self.fetch_dags([root], deferred=chunks if root.is_manifest else None)
+        if not chunks:
+            path = await self.store.get_to_path(root, dest)
+        else:
+            arrivals, fetch = self._fetch_behind(list(dict.fromkeys(chunks)))
+
+            def ready(cid: ContentId) -> None:  # in the export thread
+                fut = arrivals.wait_for(cid)
+                if fut is not None:
+                    fut.result()
+
+            try:
+                async with self._streams:
+                    path = await self.store.get_to_path(root, dest, ready=ready)
+            finally:
+                fetch.cancel()  # a no-op once it is done
+                await asyncio.wait([fetch])
         await self.trim_cache()
         return path
+
+    def _fetch_behind(self, chunks: list[ContentId]) -> tuple[Arrivals, asyncio.Task[int]]:
+        """Start fetching ``chunks`` for a reader that waits on each one's arrival; the
+        caller cancels the task when it stops reading (a failed fetch fails the
+        chunks it did not store, so the reader never waits on it in vain)."""
+        arrivals = Arrivals(chunks)
+        fetch = asyncio.get_running_loop().create_task(
+            self._fetch_missing(chunks, arrivals.arrived, early=False)
+        )
+        fetch.add_done_callback(arrivals.ended)
+        return arrivals, fetch
 
 
 __all__ = ["Node", "PeerHealth"]

@@ -217,10 +217,32 @@ class Store:
         reader.check_range(offset, length)
         return await self._run(self._read_sync, cid, offset, length)
 
-    async def iter_read(
+    async def chunks_in_range(
         self, id: IdLike, offset: int = 0, length: int | None = None
+    ) -> list[ContentId]:
+        """The chunks holding bytes ``[offset, offset + length)`` of a file, in order
+        (only its manifests need be stored)."""
+        cid = parse_id(id)
+        reader.check_range(offset, length)
+        return await self._run(
+            lambda: list(
+                dict.fromkeys(p.cid for p in reader.plan(self._repo.blocks, cid, offset, length))
+            )
+        )
+
+    async def iter_read(
+        self,
+        id: IdLike,
+        offset: int = 0,
+        length: int | None = None,
+        ready: Callable[[ContentId], Future[None] | None] | None = None,
     ) -> AsyncIterator[bytes]:
-        """Stream a file chunk by chunk, reading a few chunks ahead (bounded memory)."""
+        """Stream a file chunk by chunk, reading a few chunks ahead (bounded memory).
+
+        ``ready`` (for a node that fetches chunks while this streams) gives for a
+        chunk a future that is done once it is stored, or None if it already is;
+        only the manifests need be stored when the stream starts.
+        """
         cid = parse_id(id)
         reader.check_range(offset, length)
         blocks = self._repo.blocks
@@ -247,6 +269,13 @@ class Store:
                         queue.extend(batch)
                     if not queue:
                         break
+                    stored = ready(queue[0].cid) if ready is not None else None
+                    if stored is not None and not stored.done():
+                        if inflight:
+                            break  # hand out what is read while the chunk arrives
+                        await asyncio.wrap_future(stored, loop=loop)
+                    elif stored is not None:
+                        stored.result()  # raises the fetch's error
                     inflight.append(self._pool.submit(reader.read_piece, blocks, queue.popleft()))
                 if not inflight:
                     break
@@ -291,16 +320,24 @@ class Store:
         return await self._run(self._get_many_sync, list(ids))
 
     async def get_to_path(
-        self, id: IdLike, dest: str | os.PathLike[str], progress: Progress = None
+        self,
+        id: IdLike,
+        dest: str | os.PathLike[str],
+        progress: Progress = None,
+        ready: export.Ready = None,
     ) -> Path:
-        """Write a file, or a directory tree, to ``dest`` (via a temporary name)."""
+        """Write a file, or a directory tree, to ``dest`` (via a temporary name).
+
+        ``ready`` (for a node that fetches chunks while this writes) is called from
+        the writing thread before each chunk is read and returns once it is stored.
+        """
         cid = parse_id(id)
         tick = self._threadsafe(progress)
 
         def run() -> Path:
             info = self._stat_sync(cid)
             out = export.get_to_path(
-                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick
+                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick, ready
             )
             self._repo.note_access(str(cid))
             return out

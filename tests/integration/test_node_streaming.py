@@ -1,0 +1,129 @@
+"""Reads of large files a node only partly holds: ranged reads fetch only the chunks
+in the range; get and cat fetch the missing chunks while they write or stream."""
+
+import asyncio
+import os
+
+import pytest
+from tests.integration.test_node_inprocess import start_net, stop_all
+
+from hashmesh.errors import NotFoundError
+from hashmesh.ids import ContentId
+from hashmesh.node import Node
+
+MiB = 1024 * 1024
+
+
+async def put_large(nodes: list[Node], tmp_path, size: int = 24 * MiB) -> tuple[bytes, ContentId]:
+    data = os.urandom(size)
+    src = tmp_path / "large.bin"
+    src.write_bytes(data)
+    res = await nodes[0].put_path(src)
+    return data, ContentId.parse(res["file"]["id"])
+
+
+async def lacking(node: Node, root: ContentId, writer: Node) -> list[ContentId]:
+    """The raw chunks of ``root`` that ``node`` does not hold."""
+    cids = [c for c in await writer.store.dag_blocks(root) if not c.is_manifest]
+    have = await node.store.has_blocks(cids)
+    return [c for c, h in zip(cids, have, strict=True) if not h]
+
+
+async def most_lacking(nodes: list[Node], root: ContentId) -> tuple[Node, list[ContentId]]:
+    best = max([(await lacking(n, root, nodes[0]), n) for n in nodes[1:]], key=lambda t: len(t[0]))
+    assert len(best[0]) >= 2, "every node holds nearly every chunk; the test needs gaps"
+    return best[1], best[0]
+
+
+async def test_ranged_read_fetches_only_the_chunks_of_its_range(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 5)
+    try:
+        data, root = await put_large(nodes, tmp_path)
+        reader, missing = await most_lacking(nodes, root)
+        chunks = await nodes[0].store.chunks_in_range(root)
+        target = missing[len(missing) // 2]
+        # a range inside one chunk the reader lacks
+        before = chunks[: chunks.index(target)]
+        offset = sum(map(len, await nodes[0].store.get_blocks(before)))
+        got = await reader.read(str(root), offset=offset + 10, length=100)
+        assert got == data[offset + 10 : offset + 110]
+        still = await lacking(reader, root, nodes[0])
+        assert target not in still
+        assert set(still) == set(missing) - {target}  # nothing else was fetched
+        # the whole file reads back, the remaining chunks fetched now
+        assert await reader.read(str(root)) == data
+    finally:
+        await stop_all(nodes)
+
+
+async def test_get_to_path_fetches_while_writing(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 5)
+    try:
+        data, root = await put_large(nodes, tmp_path)
+        reader, _missing = await most_lacking(nodes, root)
+        dest = tmp_path / "out.bin"
+        assert await reader.get_to_path(str(root), dest) == dest
+        assert dest.read_bytes() == data
+        assert await lacking(reader, root, nodes[0]) == []  # fetched chunks are cached
+    finally:
+        await stop_all(nodes)
+
+
+async def test_get_to_path_leaves_nothing_when_a_chunk_cannot_be_fetched(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 4)
+    try:
+        _data, root = await put_large(nodes, tmp_path, 16 * MiB)
+        reader, missing = await most_lacking(nodes, root)
+        await reader.fetch_dags([root], deferred=[])  # the manifests only
+        for node in nodes:
+            if node is not reader:
+                await node.stop(graceful=False)
+        out = tmp_path / "out"
+        out.mkdir()
+        with pytest.raises(NotFoundError):
+            await asyncio.wait_for(reader.get_to_path(str(root), out / "f.bin"), 120)
+        assert list(out.iterdir()) == []  # neither the file nor its temporary name
+        assert not any(await reader.store.has_blocks(missing))
+    finally:
+        await stop_all([reader])
+
+
+async def test_cat_streams_before_the_fetch_is_done_and_stops_it_when_closed(
+    tmp_path, monkeypatch
+) -> None:
+    nodes = await start_net(tmp_path, 5)
+    try:
+        data, root = await put_large(nodes, tmp_path)
+        reader, missing = await most_lacking(nodes, root)
+        chunks = await nodes[0].store.chunks_in_range(root)
+        late = missing[-1]  # held back until the first bytes are out
+        assert chunks.index(late) > 0
+        release = asyncio.Event()
+        cancelled = asyncio.Event()
+        fetch_one = Node._get_many_from
+
+        async def gated(self, peer, cids, each, early=False):
+            if late in cids:  # the others in its batch come at once
+                await fetch_one(self, peer, [c for c in cids if c != late], each, early)
+                try:
+                    await release.wait()
+                except asyncio.CancelledError:
+                    cancelled.set()
+                    raise
+                cids = [late]
+            return await fetch_one(self, peer, cids, each, early)
+
+        monkeypatch.setattr(Node, "_get_many_from", gated)
+        stream = await reader.iter_read(str(root))
+        first = await asyncio.wait_for(anext(stream), 30)
+        assert data.startswith(first) and len(first) > 0
+        assert late in await lacking(reader, root, nodes[0])  # still being fetched
+        await stream.aclose()  # the reader stops: so does its fetch
+        await asyncio.wait_for(cancelled.wait(), 10)
+
+        release.set()
+        stream = await reader.iter_read(str(root))
+        got = b"".join([piece async for piece in stream])
+        assert got == data
+    finally:
+        await stop_all(nodes)
