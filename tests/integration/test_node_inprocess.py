@@ -280,7 +280,8 @@ async def test_batched_dht_calls_over_tls(tmp_path) -> None:
 
 async def test_concurrent_lone_dht_calls_are_merged(tmp_path) -> None:
     """Lone put/get/lookup calls made together run as one batched call each; every
-    caller gets its own result, a bad record fails alone, a lone call stays lone."""
+    caller gets its own result, a bad record fails alone, a lone get stays lone and a
+    lone put uses the region cache."""
     from hashmesh import dht
     from hashmesh.errors import RecordError
 
@@ -298,6 +299,19 @@ async def test_concurrent_lone_dht_calls_are_merged(tmp_path) -> None:
         # two puts of one key in one turn: both run (the second in the next batch)
         same = await asyncio.gather(writer.put(records[0]), writer.put(records[0]))
         assert [d.stored_at >= 3 for d in same] == [True, True]
+        # a lone put runs as a batch of one: its region was just looked up, so it
+        # sends its STORE_MANY requests and nothing else
+        sent = writer.sent
+        alone = await writer.put(dht.ValueRecord.of(os.urandom(60)))
+        assert alone.stored_at >= 3 and writer.merged_calls == 40
+        alone_sent, sent = writer.sent - sent, writer.sent
+        assert alone_sent <= len(nodes) - 1
+        writer.merge = False  # the core's own put: an iterative lookup first
+        full = await writer.put(dht.ValueRecord.of(os.urandom(60)))
+        writer.merge = True
+        assert full.stored_at >= 3 and writer.sent - sent > alone_sent
+        with pytest.raises(InvalidArgumentError):  # alone, a bad key fails as the lone call
+            await writer.provide(b"short")
 
         keys = [r.key for r in records] + [os.urandom(32)]
         got = await asyncio.gather(*(reader.get(k) for k in keys))

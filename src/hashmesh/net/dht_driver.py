@@ -12,10 +12,12 @@ a message whose ``sender`` claims another key is dropped.
 Lone ``lookup``, ``get``, ``put`` and ``provide`` calls made in the same event-loop
 turn are merged: when more than one is waiting, the driver starts one batched call
 (``lookup_many``, ``get_many``, ``put_many``, ``provide_many``) for them and hands each caller its
-own result (with ``hops`` 0 and its share of the messages). A lone call with
-nobody to merge with runs as before. So a node with many concurrent callers
-(provider lookups, an application's gets) sends a few merged requests per peer
-instead of one iterative lookup each.
+own result (with ``hops`` 0 and its share of the messages). A lone lookup or get
+with nobody to merge with runs as before; a lone put or provide still runs as a
+batch of one, so it uses the region cache of ``put_many`` (no lookup when its
+keyspace region was looked up within ``region_cache_ttl``). So a node with many
+concurrent callers (provider lookups, an application's gets) sends a few merged
+requests per peer instead of one iterative lookup each.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ _CALLS = {
     "put": ("put", "put_many"),
     "provide": ("provide", "provide_many"),
 }
+# even alone, these run as batched calls: their region cache spares most lookups
+_REGION_KINDS = frozenset({"put", "provide"})
 
 
 class _Merge:
@@ -171,12 +175,14 @@ class DhtDriver:
             calls = later
         self._pump()
 
-    def _start_group(self, kind: str, group: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    def _start_group(
+        self, kind: str, group: list[tuple[Any, asyncio.Future[Any]]], alone: bool = False
+    ) -> None:
         now = self.now()
         items = [item for item, _ in group]
         futs = [fut for _, fut in group]
         lone_name, batch_name = _CALLS[kind]
-        if len(group) == 1:
+        if alone or (len(group) == 1 and kind not in _REGION_KINDS):
             fut = futs[0]
             try:
                 op = getattr(self.protocol, lone_name)(items[0], now)
@@ -189,9 +195,10 @@ class DhtDriver:
             op = getattr(self.protocol, batch_name)(items, now)
         except Exception:  # one bad item (a record expired since): each on its own
             for one in group:
-                self._start_group(kind, [one])
+                self._start_group(kind, [one], alone=True)
             return
-        self.merged_calls += len(group)
+        if len(group) > 1:
+            self.merged_calls += len(group)
 
         def deliver(event: Any) -> None:
             for fut, one in zip(futs, _split(event), strict=True):
