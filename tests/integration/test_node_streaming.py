@@ -1,5 +1,6 @@
 """Reads of large files a node only partly holds: ranged reads fetch only the chunks
-in the range; get and cat fetch the missing chunks while they write or stream."""
+in the range; cat streams while the missing chunks are fetched; get writes the
+whole file or tree, or nothing."""
 
 import asyncio
 import os
@@ -56,7 +57,7 @@ async def test_ranged_read_fetches_only_the_chunks_of_its_range(tmp_path) -> Non
         await stop_all(nodes)
 
 
-async def test_get_to_path_fetches_while_writing(tmp_path) -> None:
+async def test_get_to_path_of_a_partly_held_file(tmp_path) -> None:
     nodes = await start_net(tmp_path, 5)
     try:
         data, root = await put_large(nodes, tmp_path)
@@ -65,6 +66,28 @@ async def test_get_to_path_fetches_while_writing(tmp_path) -> None:
         assert await reader.get_to_path(str(root), dest) == dest
         assert dest.read_bytes() == data
         assert await lacking(reader, root, nodes[0]) == []  # fetched chunks are cached
+    finally:
+        await stop_all(nodes)
+
+
+async def test_get_to_path_of_a_partly_held_directory(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 5)
+    try:
+        src = tmp_path / "tree"
+        (src / "sub").mkdir(parents=True)
+        files = {f"f{i}.txt": os.urandom(1000 + i * 7000) for i in range(40)}
+        files["sub/big.bin"] = os.urandom(6 * MiB)
+        for name, data in files.items():
+            (src / name).write_bytes(data)
+        res = await nodes[0].put_path(src)
+        root = ContentId.parse(res["file"]["id"])
+        reader, missing = await most_lacking(nodes, root)
+        roots = {ContentId.parse(e.id) for e in await nodes[0].store.list_dir(str(root))}
+        assert roots & set(missing), "the reader holds every one-chunk file: no gap to test"
+        out = tmp_path / "out"
+        await reader.get_to_path(str(root), out)
+        assert {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()} == set(files)
+        assert all((out / name).read_bytes() == data for name, data in files.items())
     finally:
         await stop_all(nodes)
 
@@ -103,15 +126,15 @@ async def test_cat_streams_before_the_fetch_is_done_and_stops_it_when_closed(
         fetch_one = Node._get_many_from
 
         async def gated(self, peer, cids, each, early=False):
-            if late in cids:  # the others in its batch come at once
-                await fetch_one(self, peer, [c for c in cids if c != late], each, early)
-                try:
+            try:
+                if late in cids:  # the others in its batch come at once
+                    await fetch_one(self, peer, [c for c in cids if c != late], each, early)
                     await release.wait()
-                except asyncio.CancelledError:
-                    cancelled.set()
-                    raise
-                cids = [late]
-            return await fetch_one(self, peer, cids, each, early)
+                    cids = [late]
+                return await fetch_one(self, peer, cids, each, early)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
 
         monkeypatch.setattr(Node, "_get_many_from", gated)
         stream = await reader.iter_read(str(root))

@@ -320,24 +320,16 @@ class Store:
         return await self._run(self._get_many_sync, list(ids))
 
     async def get_to_path(
-        self,
-        id: IdLike,
-        dest: str | os.PathLike[str],
-        progress: Progress = None,
-        ready: export.Ready = None,
+        self, id: IdLike, dest: str | os.PathLike[str], progress: Progress = None
     ) -> Path:
-        """Write a file, or a directory tree, to ``dest`` (via a temporary name).
-
-        ``ready`` (for a node that fetches chunks while this writes) is called from
-        the writing thread before each chunk is read and returns once it is stored.
-        """
+        """Write a file, or a directory tree, to ``dest`` (via a temporary name)."""
         cid = parse_id(id)
         tick = self._threadsafe(progress)
 
         def run() -> Path:
             info = self._stat_sync(cid)
             out = export.get_to_path(
-                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick, ready
+                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick
             )
             self._repo.note_access(str(cid))
             return out

@@ -22,32 +22,22 @@ from hashmesh.store.blockstore import BlockStore
 from hashmesh.store.reader import load_manifest, plan, read_piece
 
 Progress = Callable[[int, int], None] | None
-# called (in the export thread) before a chunk is read; blocks until it is stored
-Ready = Callable[[ContentId], None] | None
 READ_AHEAD = 4
 # long-lived reader threads (each keeps one read connection per repository)
 _READERS = ThreadPoolExecutor(2, thread_name_prefix="hashmesh-export")
 
 
 def _write_file(
-    blocks: BlockStore,
-    cid: ContentId,
-    dest: Path,
-    tick: Callable[[int], None],
-    ready: Ready = None,
+    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
 ) -> None:
     # One reader thread reads and verifies pieces ahead (BLAKE3 releases the GIL)
-    # while this thread writes; at most READ_AHEAD pieces are in memory. With
-    # ``ready``, this thread waits for each chunk to be stored (a network get
-    # fetches while it writes) before handing it to a reader.
+    # while this thread writes; at most READ_AHEAD pieces are in memory.
     # No fsync: an export is a copy (the durable one is in the store), written under a
     # temporary name and renamed into place when complete, like cp or `tahoe get`.
     ahead: deque[Future[bytes | memoryview]] = deque()
     try:
         with open(dest, "xb") as f:
             for piece in plan(blocks, cid):
-                if ready is not None:
-                    ready(piece.cid)
                 ahead.append(_READERS.submit(read_piece, blocks, piece))
                 if len(ahead) >= READ_AHEAD:
                     data = ahead.popleft().result()
@@ -67,37 +57,25 @@ def _write_file(
 
 
 def _write_tree(
-    blocks: BlockStore,
-    cid: ContentId,
-    dest: Path,
-    tick: Callable[[int], None],
-    ready: Ready = None,
+    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
 ) -> None:
     m = load_manifest(blocks, cid)
     if not isinstance(m, mf.DirManifest):
-        _write_file(blocks, cid, dest, tick, ready)
+        _write_file(blocks, cid, dest, tick)
         return
     dest.mkdir()
     for e in m.entries:
         target = dest / mf.check_name(e.name)
         if e.kind == "dir":
-            _write_tree(blocks, e.cid, target, tick, ready)
+            _write_tree(blocks, e.cid, target, tick)
         else:
-            _write_file(blocks, e.cid, target, tick, ready)
+            _write_file(blocks, e.cid, target, tick)
 
 
 def get_to_path(
-    blocks: BlockStore,
-    cid: ContentId,
-    dest: Path,
-    name: str,
-    size: int,
-    progress: Progress,
-    ready: Ready = None,
+    blocks: BlockStore, cid: ContentId, dest: Path, name: str, size: int, progress: Progress
 ) -> Path:
-    """Write file or tree ``cid`` to ``dest`` (into it, under ``name``, if it is a
-    directory). Every manifest must be stored; with ``ready``, chunks may arrive
-    while the file is written."""
+    """Write file or tree ``cid`` to ``dest`` (into it, under ``name``, if it is a directory)."""
     is_dir = cid.is_manifest and isinstance(load_manifest(blocks, cid), mf.DirManifest)
     if dest.is_dir():
         dest = dest / mf.check_name(name or str(cid))
@@ -116,9 +94,9 @@ def get_to_path(
 
     try:
         if is_dir:
-            _write_tree(blocks, cid, tmp, tick, ready)
+            _write_tree(blocks, cid, tmp, tick)
         else:
-            _write_file(blocks, cid, tmp, tick, ready)
+            _write_file(blocks, cid, tmp, tick)
         os.replace(tmp, dest)
     except BaseException as exc:
         if tmp.is_dir():
