@@ -23,9 +23,9 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hashmesh import dht
 from hashmesh.arrivals import Arrivals
@@ -63,6 +63,7 @@ from hashmesh.store.api import Store
 from hashmesh.store.model import DirEntry, FileInfo
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
@@ -72,6 +73,7 @@ ANNOUNCE_BATCH = 1024  # roots per provide_many
 MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
+MAX_HEALS = 16  # corrupt local blocks one read (or the server side at once) replaces
 
 
 class Node(RepairMixin, ReportMixin):
@@ -105,6 +107,8 @@ class Node(RepairMixin, ReportMixin):
         self._to_announce: dict[bytes, None] = {}  # roots waiting for a provider record
         self._announcer: asyncio.Task[None] | None = None
         self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
+        self._heals: dict[bytes, asyncio.Task[None]] = {}  # corrupt blocks served to peers
+        self.healed_blocks = 0  # corrupt local blocks replaced with a peer's good copy
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self._replications: Coalescer[ContentId, dict[str, Any]]
@@ -199,7 +203,7 @@ class Node(RepairMixin, ReportMixin):
             await asyncio.sleep(0.2)  # let the record hand-off messages go out
         if self._caching:
             await asyncio.wait(self._caching, timeout=10)
-        for task in [*self._tasks, *([self._announcer] if self._announcer else [])]:
+        for task in [*self._tasks, *self._heals.values(), *filter(None, [self._announcer])]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -323,14 +327,22 @@ class Node(RepairMixin, ReportMixin):
             return b""
         if kind == bx.Kind.GET:
             cid = bx.decode_get(body)
-            return await self.store.get_block(cid)
+            try:
+                return await self.store.get_block(cid)
+            except IntegrityError:  # the peer asks another holder; this copy is replaced
+                self._heal_later(cid)
+                raise
         if kind == bx.Kind.HAVE:
             cids = bx.decode_have(body)
             return bytes(int(h) for h in await self.store.has_blocks(cids))
         if kind == bx.Kind.GET_MANY:
             cids = bx.decode_have(body)
             budget = self.config.node.max_frame - 64 * 1024 - 16 * len(cids)
-            return bx.encode_get_many_reply(await self.store.get_blocks_upto(cids, budget))
+            corrupt: list[ContentId] = []
+            reply = await self.store.get_blocks_upto(cids, budget, corrupt)
+            for cid in corrupt:  # answered as not held; the copy here is replaced
+                self._heal_later(cid)
+            return bx.encode_get_many_reply(reply)
         if kind == bx.Kind.PUT:
             cid, data = bx.decode_put(body)
             await self._accept_blocks([(cid, bx.verify(cid, data))], peer)
@@ -617,7 +629,9 @@ class Node(RepairMixin, ReportMixin):
         await self.fetch_dags(roots, fetched)
         rest = [r for r in dict.fromkeys(roots) if r.is_manifest or r not in fetched]
         if rest:
-            fetched.update(zip(rest, await self.store.get_many(rest), strict=True))
+            store = self.store
+            got = await self._healed(lambda: store.get_many(rest))
+            fetched.update(zip(rest, got, strict=True))
         await self.trim_cache()
         return [fetched[r] for r in roots]
 
@@ -785,8 +799,9 @@ class Node(RepairMixin, ReportMixin):
         with contextlib.suppress(HashmeshError, TimeoutError):
             yield list((await self.driver.find_providers(cid.digest, timeout=10)).providers)
 
-    async def _fetch_block(self, cid: ContentId) -> bytes:
-        """Fetch one block from the first holder that returns bytes matching its id."""
+    async def _fetch_block(self, cid: ContentId, commit: bool = True) -> bytes:
+        """Fetch one block from the first holder that returns bytes matching its id
+        (and commit it as cache unless ``commit`` is False)."""
         assert self.store is not None and self.endpoint is not None
         tried: set[bytes] = {self.me.id} if self.me is not None else set()
         corrupt = 0
@@ -806,6 +821,8 @@ class Node(RepairMixin, ReportMixin):
                     continue
                 except HashmeshError:
                     continue
+                if not commit:
+                    return data
                 await self._block_writes.submit([(data, cid.codec)])
                 self._cids[cid.digest] = cid
                 self._remember_cache(cid.digest, len(data))
@@ -817,6 +834,51 @@ class Node(RepairMixin, ReportMixin):
                 block_id=str(cid),
             )
         raise NotFoundError(f"block {cid} not found on the network (asked {asked} nodes)")
+
+    # ------------------------------------------------------------------ healing
+    async def _healed(self, read: Callable[[], Awaitable[T]]) -> T:
+        """Run ``read``; when it meets a corrupt (or vanished) local block, replace the
+        block with a good copy from a peer and run it again (each block once, at most
+        MAX_HEALS). With no good copy anywhere, the read's IntegrityError stands."""
+        healed: set[str] = set()
+        while True:
+            try:
+                return await read()
+            except IntegrityError as exc:
+                await self._heal(exc, healed)
+
+    async def _heal(self, exc: IntegrityError, healed: set[str]) -> None:
+        """Heal the block ``exc`` names, or raise ``exc``."""
+        bad = exc.block_id
+        if bad is None or bad in healed or len(healed) >= MAX_HEALS:
+            raise exc
+        healed.add(bad)
+        try:
+            await self._heal_block(ContentId.parse(bad))
+        except HashmeshError as why:
+            log.warning("block %s is corrupt here and no peer had a good copy: %s", bad, why)
+            raise exc from None
+
+    async def _heal_block(self, cid: ContentId) -> None:
+        assert self.store is not None
+        data = await self._fetch_block(cid, commit=False)
+        if await self.store.rewrite_block(cid, data):
+            self.healed_blocks += 1
+            log.warning("block %s was corrupt here: replaced with a peer's good copy", cid)
+
+    def _heal_later(self, cid: ContentId) -> None:
+        """Heal a block a peer asked for and found corrupt here, in the background."""
+        if cid.digest in self._heals or len(self._heals) >= MAX_HEALS:
+            return
+        task = asyncio.get_running_loop().create_task(self._heal_quietly(cid))
+        self._heals[cid.digest] = task
+        task.add_done_callback(lambda _t: self._heals.pop(cid.digest, None))
+
+    async def _heal_quietly(self, cid: ContentId) -> None:
+        try:
+            await self._heal_block(cid)
+        except HashmeshError as exc:
+            log.warning("block %s is corrupt here and could not be healed: %s", cid, exc)
 
     def _remember_cache(self, digest: bytes, size: int) -> None:
         self._cache_bytes -= self._cache.pop(digest, 0)  # fetched twice: counted once
@@ -886,7 +948,8 @@ class Node(RepairMixin, ReportMixin):
             missing = [c for c in dict.fromkeys(chunks) if c in need]
             if missing:
                 await self._fetch_missing(missing)
-        data = await self.store.read(root, offset, length)
+        store = self.store
+        data = await self._healed(lambda: store.read(root, offset, length))
         await self.trim_cache()
         return data
 
@@ -896,16 +959,24 @@ class Node(RepairMixin, ReportMixin):
         root = ContentId.parse(id)
         chunks: list[ContentId] = []
         await self.fetch_dags([root], deferred=chunks if root.is_manifest else None)
-        if not chunks:
-            return self.store.iter_read(root)
         return self._stream(root, list(dict.fromkeys(chunks)))
 
     async def _stream(self, root: ContentId, chunks: list[ContentId]) -> AsyncIterator[bytes]:
+        """The bytes of ``root`` while ``chunks`` are fetched; a corrupt local block met
+        on the way is healed and the stream goes on from where it stopped."""
         assert self.store is not None
         arrivals, fetch = self._fetch_behind(chunks)
+        sent = 0
+        healed: set[str] = set()
         try:
-            async for piece in self.store.iter_read(root, ready=arrivals.wait_for):
-                yield piece
+            while True:
+                try:
+                    async for piece in self.store.iter_read(root, sent, ready=arrivals.wait_for):
+                        sent += len(piece)
+                        yield piece
+                    return
+                except IntegrityError as exc:
+                    await self._heal(exc, healed)
         finally:
             fetch.cancel()  # a no-op once it is done
             await asyncio.wait([fetch])
@@ -919,7 +990,8 @@ class Node(RepairMixin, ReportMixin):
         assert self.store is not None
         root = ContentId.parse(id)
         await self.fetch_dag(root)
-        path = await self.store.get_to_path(root, dest)
+        store = self.store
+        path = await self._healed(lambda: store.get_to_path(root, dest))
         await self.trim_cache()
         return path
 

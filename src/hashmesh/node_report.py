@@ -34,6 +34,7 @@ class ReportMixin:
             "under_replicated": self.planner.under_replicated(),
             "repair_backlog": self.planner.backlog,
             "repaired_blocks": self.repaired_blocks,
+            "healed_blocks": self.healed_blocks,
             "dht_messages": {
                 "received": self.driver.received,
                 "sent": self.driver.sent,

@@ -79,7 +79,8 @@ def status(ctx: typer.Context, json_out: JsonOpt = False, repo: RepoOpt = None) 
             (
                 "health",
                 f"{s['under_replicated']} under-replicated blocks, "
-                f"repair backlog {s['repair_backlog']}, {s['repaired_blocks']} repaired",
+                f"repair backlog {s['repair_backlog']}, {s['repaired_blocks']} repaired, "
+                f"{s.get('healed_blocks', 0)} corrupt copies replaced",
             ),
         ]
     )

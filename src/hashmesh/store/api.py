@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from hashmesh import config as config_mod
 from hashmesh.content import manifest as mf
-from hashmesh.errors import InvalidArgumentError, NotFoundError, StorageError
+from hashmesh.errors import IntegrityError, InvalidArgumentError, NotFoundError, StorageError
 from hashmesh.ids import ContentId
 from hashmesh.store import export, index, lifecycle, puts, reader
 from hashmesh.store.model import DirEntry, FileInfo, GcReport, Stats, VerifyReport
@@ -471,10 +471,14 @@ class Store:
 
         return await self._run(run)
 
-    async def get_blocks_upto(self, cids: Sequence[IdLike], budget: int) -> list[bytes | None]:
+    async def get_blocks_upto(
+        self, cids: Sequence[IdLike], budget: int, corrupt: list[ContentId] | None = None
+    ) -> list[bytes | None]:
         """Verified bytes of a *prefix* of ``cids`` totalling at most ``budget`` bytes (at
         least one id is always taken); None for ids not held here. One worker call: the
-        caller sends what it got and asks again for the rest."""
+        caller sends what it got and asks again for the rest. With ``corrupt``, a block
+        that fails its check is answered with None too and its id appended there
+        (otherwise its IntegrityError is raised)."""
         cs = [parse_id(c) for c in cids]
 
         def run() -> list[bytes | None]:
@@ -484,7 +488,14 @@ class Store:
                 if not self._repo.blocks.has(c):
                     out.append(None)
                     continue
-                data = bytes(self._repo.blocks.get(c))
+                try:
+                    data = bytes(self._repo.blocks.get(c))
+                except IntegrityError:
+                    if corrupt is None:
+                        raise
+                    corrupt.append(c)
+                    out.append(None)
+                    continue
                 if out and used + len(data) > budget:
                     break
                 used += len(data)
@@ -503,6 +514,17 @@ class Store:
                 for c in reader.dag(self._repo.blocks, r):
                     seen.setdefault(c, None)
             return list(seen)
+
+        return await self._run(run)
+
+    async def rewrite_block(self, cid: IdLike, plain: bytes) -> bool:
+        """Replace a corrupt or missing stored block with a good copy (``plain`` must
+        hash to ``cid``: IntegrityError otherwise); False if the block is not stored here."""
+        c = parse_id(cid)
+
+        def run() -> bool:
+            with self._repo.lock(), self._repo.db.transaction() as conn:
+                return self._repo.blocks.rewrite(conn, c, plain)
 
         return await self._run(run)
 

@@ -234,6 +234,42 @@ class BlockStore:
             "INSERT OR IGNORE INTO block_data VALUES (?, ?)", [(r[0], r[3]) for r in small]
         )
 
+    def rewrite(self, conn: sqlite3.Connection, cid: ContentId, plain: bytes) -> bool:
+        """Replace the stored form of ``cid`` (found corrupt or missing) with ``plain``,
+        which must hash to it; False if no row names ``cid``. A block file is written
+        anew (tmp, fdatasync, rename over the bad one, directory fsync'd) before the
+        row changes in ``conn``'s transaction, so the row never names bytes that are
+        not durable; the totals follow a change of stored size."""
+        if blake3_digest(plain) != cid.digest:
+            raise IntegrityError(f"a copy of block {cid} does not match its id", block_id=str(cid))
+        row = self.row(cid.digest)
+        if row is None or row.kind != kind_of(cid):
+            return False
+        header, payload = self.codec().encode(plain, row.kind)
+        stored = len(header) + len(payload)
+        inline = len(plain) <= SMALL_MAX
+        if inline:
+            conn.execute(
+                "INSERT OR REPLACE INTO block_data VALUES (?, ?)",
+                (cid.digest, header + bytes(payload)),
+            )
+        else:
+            self.write_file(cid.digest, header, payload)
+            fsync_dir(self.dir)
+        conn.execute(
+            "UPDATE blocks SET size = ?, stored = ?, flags = ?, inline = ? WHERE digest = ?",
+            (len(plain), stored, header[4], int(inline), cid.digest),
+        )
+        conn.execute(
+            "UPDATE totals SET value = value + ? WHERE key = 'stored'", (stored - row.stored,)
+        )
+        conn.execute(
+            "UPDATE totals SET value = value + ? WHERE key = 'plain'", (len(plain) - row.size,)
+        )
+        if row.inline and not inline:
+            conn.execute("DELETE FROM block_data WHERE digest = ?", (cid.digest,))
+        return True
+
     def remove_files(self, digests: Iterable[bytes]) -> None:
         for digest in digests:
             _unlink(self.path_of(digest))

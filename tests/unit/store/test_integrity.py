@@ -109,3 +109,37 @@ def test_verify_lists_all_bad_and_missing(big_env):
     assert env.run(env.store.verify(info.id)).bad_blocks == report.bad_blocks
     with pytest.raises(IntegrityError):
         env.run(env.store.read(info.id))
+
+
+def test_rewrite_block_replaces_bad_and_missing_copies(big_env):
+    env = big_env
+    rnd = random.Random(9)
+    text = b"".join(b"line %d of a compressible text file\n" % i for i in range(20_000))
+    infos = [
+        env.run(env.store.put_bytes(rnd.randbytes(700_000), name="r")),
+        env.run(env.store.put_bytes(text, name="t")),
+        env.run(env.store.put_bytes(b"tiny", name="s")),
+    ]
+    rows = _blocks_in_db(env.path)
+    assert any(not r[2] for r in rows) and any(r[2] for r in rows)  # files and inline
+    totals = env.run(env.store.stats())
+    good = {d: bytes(env.run(env.store.get_block(_cid(d, k)))) for d, k, _ in rows}
+    for n, (digest, _kind, data_id) in enumerate(rows):
+        _flip(env.path, digest, data_id, n)
+    (env.path / "blocks" / next(d for d, _k, i in rows if not i).hex()).unlink(missing_ok=True)
+    assert not env.run(env.store.verify()).ok
+    for digest, kind, _ in rows:
+        cid = _cid(digest, kind)
+        with pytest.raises(IntegrityError):  # a copy that does not match is refused
+            env.run(env.store.rewrite_block(cid, good[digest] + b"x"))
+        assert env.run(env.store.rewrite_block(cid, good[digest]))
+    assert env.run(env.store.verify()).ok
+    assert [env.run(env.store.read(i.id)) for i in infos][1] == text
+    after = env.run(env.store.stats())
+    assert (after.blocks, after.stored_bytes, after.unique_bytes) == (
+        totals.blocks,
+        totals.stored_bytes,
+        totals.unique_bytes,
+    )
+    absent = ContentId.of(b"never stored", ContentId.RAW)
+    assert env.run(env.store.rewrite_block(absent, b"never stored")) is False

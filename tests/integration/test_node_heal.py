@@ -1,0 +1,103 @@
+"""A node replaces a corrupt copy of a block with a good one from a peer: when its own
+read meets it (the read then returns the right bytes) and when a peer asked for it."""
+
+import asyncio
+import os
+
+import pytest
+from tests.integration.test_node_inprocess import start_net, stop_all
+
+from hashmesh.errors import IntegrityError
+from hashmesh.ids import ContentId
+from hashmesh.node import Node
+
+MiB = 1024 * 1024
+
+
+def corrupt(node: Node, cid: ContentId) -> None:
+    """Flip one byte in the middle of ``node``'s block file for ``cid``."""
+    path = node.store._repo.blocks.path_of(cid.digest)
+    with open(path, "r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        b = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([b[0] ^ 0xFF]))
+
+
+async def holders(nodes: list[Node], cid: ContentId) -> list[Node]:
+    return [n for n in nodes if await n.store.has_block(cid)]
+
+
+async def intact(node: Node, root: ContentId) -> bool:
+    report = await node.store.verify(str(root))
+    return not report.bad_blocks and not report.missing_blocks
+
+
+async def put_file(nodes: list[Node], tmp_path) -> tuple[bytes, ContentId, list[ContentId]]:
+    data = os.urandom(8 * MiB)
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    root = ContentId.parse((await nodes[0].put_path(src))["file"]["id"])
+    chunks = [c for c in await nodes[0].store.dag_blocks(root) if not c.is_manifest]
+    return data, root, chunks
+
+
+async def test_reads_heal_corrupt_local_blocks(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 4)
+    try:
+        data, root, chunks = await put_file(nodes, tmp_path)
+        reader = nodes[0]  # the writer holds every block
+        corrupt(reader, chunks[1])
+        with pytest.raises(IntegrityError):  # the store alone refuses the bad bytes
+            await reader.store.read(str(root))
+        assert await reader.read(str(root)) == data
+        assert reader.healed_blocks == 1 and await intact(reader, root)
+
+        corrupt(reader, chunks[2])  # met in the middle of a stream
+        stream = await reader.iter_read(str(root))
+        assert b"".join([piece async for piece in stream]) == data
+        corrupt(reader, chunks[3])
+        out = tmp_path / "out.bin"
+        assert (await reader.get_to_path(str(root), out)).read_bytes() == data
+        assert reader.healed_blocks == 3 and await intact(reader, root)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_corrupt_copies_served_to_a_peer_are_healed(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 5)
+    try:
+        data, root, chunks = await put_file(nodes, tmp_path)
+        # a reader that lacks some chunk, and a bad copy of it on the holder it asks first
+        for reader in nodes[1:]:
+            have = await reader.store.has_blocks(chunks)
+            lacking = [c for c, h in zip(chunks, have, strict=True) if not h]
+            if lacking:
+                break
+        target = lacking[0]
+        placed = await reader.holders_for(target.digest, reader.replication)
+        first = next(p for p in placed if p.id != reader.me.id)
+        bad = next(n for n in nodes if n.me.id == first.id)
+        corrupt(bad, target)
+        assert await reader.read(str(root)) == data  # from another holder
+        for _ in range(100):  # the holder asked for its bad copy heals in the background
+            if await intact(bad, target):
+                break
+            await asyncio.sleep(0.1)
+        assert await intact(bad, target) and bad.healed_blocks == 1
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_block_corrupt_everywhere_is_an_integrity_error(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 4)
+    try:
+        _data, root, chunks = await put_file(nodes, tmp_path)
+        for node in await holders(nodes, chunks[0]):
+            corrupt(node, chunks[0])
+        with pytest.raises(IntegrityError) as err:
+            await nodes[0].read(str(root))
+        assert err.value.block_id == str(chunks[0])
+        assert nodes[0].healed_blocks == 0
+    finally:
+        await stop_all(nodes)
