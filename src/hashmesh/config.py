@@ -152,8 +152,12 @@ class NodeConfig:
     max_connections: int = 256
     max_inflight_per_peer: int = 64
     max_frame: int = 8 * MiB
+    audit_rate: int = 8 * MiB  # stored bytes re-verified per second; 0: no audit
+    audit_interval: float = 24 * 3600.0  # seconds from one audit pass's start to the next
 
     def __post_init__(self) -> None:
+        if self.audit_rate < 0 or self.audit_interval < 0:
+            raise InvalidArgumentError("audit_rate and audit_interval must not be negative")
         if self.replication < 1:
             raise InvalidArgumentError("replication must be at least 1")
         if not 0 <= self.write_quorum <= self.replication:
@@ -197,7 +201,7 @@ def _build(cls: type, table: dict[str, Any], section: str) -> Any:
     for key, value in table.items():
         if key == "bootstrap":
             value = tuple(value)
-        elif key in ("capacity", "cache_bytes") or key.startswith("chunk_"):
+        elif key in ("capacity", "cache_bytes", "audit_rate") or key.startswith("chunk_"):
             value = parse_size(value)
         kwargs[key] = value
     try:

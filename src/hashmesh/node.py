@@ -23,9 +23,9 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hashmesh import dht
 from hashmesh.arrivals import Arrivals
@@ -45,6 +45,7 @@ from hashmesh.net.config import TransportConfig
 from hashmesh.net.dht_driver import DhtDriver
 from hashmesh.net.endpoint import Endpoint
 from hashmesh.net.handshake import PeerIdentity
+from hashmesh.node_heal import HealMixin
 from hashmesh.node_repair import RepairMixin
 from hashmesh.node_report import ReportMixin
 from hashmesh.peering import (
@@ -63,7 +64,6 @@ from hashmesh.store.api import Store
 from hashmesh.store.model import DirEntry, FileInfo
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
@@ -73,10 +73,9 @@ ANNOUNCE_BATCH = 1024  # roots per provide_many
 MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # concurrent push requests per target peer
-MAX_HEALS = 16  # corrupt local blocks one read (or the server side at once) replaces
 
 
-class Node(RepairMixin, ReportMixin):
+class Node(RepairMixin, HealMixin, ReportMixin):
     """A networked node serving one repository."""
 
     def __init__(
@@ -109,6 +108,9 @@ class Node(RepairMixin, ReportMixin):
         self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
         self._heals: dict[bytes, asyncio.Task[None]] = {}  # corrupt blocks served to peers
         self.healed_blocks = 0  # corrupt local blocks replaced with a peer's good copy
+        self.audited_bytes = 0  # stored bytes the audit re-verified
+        self.audit_passes = 0
+        self.last_audit = 0.0  # when the last whole audit pass ended (0: none yet)
         self._block_writes: Coalescer[tuple[bytes, int], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self._replications: Coalescer[ContentId, dict[str, Any]]
@@ -168,6 +170,7 @@ class Node(RepairMixin, ReportMixin):
         self._tasks = [
             loop.create_task(self._health_loop(), name="health"),
             loop.create_task(self._repair_loop(), name="repair"),
+            loop.create_task(self._audit_loop(), name="audit"),
         ]
 
     async def join(self, seeds: Iterable[str], timeout: float = 30.0) -> int:
@@ -834,51 +837,6 @@ class Node(RepairMixin, ReportMixin):
                 block_id=str(cid),
             )
         raise NotFoundError(f"block {cid} not found on the network (asked {asked} nodes)")
-
-    # ------------------------------------------------------------------ healing
-    async def _healed(self, read: Callable[[], Awaitable[T]]) -> T:
-        """Run ``read``; when it meets a corrupt (or vanished) local block, replace the
-        block with a good copy from a peer and run it again (each block once, at most
-        MAX_HEALS). With no good copy anywhere, the read's IntegrityError stands."""
-        healed: set[str] = set()
-        while True:
-            try:
-                return await read()
-            except IntegrityError as exc:
-                await self._heal(exc, healed)
-
-    async def _heal(self, exc: IntegrityError, healed: set[str]) -> None:
-        """Heal the block ``exc`` names, or raise ``exc``."""
-        bad = exc.block_id
-        if bad is None or bad in healed or len(healed) >= MAX_HEALS:
-            raise exc
-        healed.add(bad)
-        try:
-            await self._heal_block(ContentId.parse(bad))
-        except HashmeshError as why:
-            log.warning("block %s is corrupt here and no peer had a good copy: %s", bad, why)
-            raise exc from None
-
-    async def _heal_block(self, cid: ContentId) -> None:
-        assert self.store is not None
-        data = await self._fetch_block(cid, commit=False)
-        if await self.store.rewrite_block(cid, data):
-            self.healed_blocks += 1
-            log.warning("block %s was corrupt here: replaced with a peer's good copy", cid)
-
-    def _heal_later(self, cid: ContentId) -> None:
-        """Heal a block a peer asked for and found corrupt here, in the background."""
-        if cid.digest in self._heals or len(self._heals) >= MAX_HEALS:
-            return
-        task = asyncio.get_running_loop().create_task(self._heal_quietly(cid))
-        self._heals[cid.digest] = task
-        task.add_done_callback(lambda _t: self._heals.pop(cid.digest, None))
-
-    async def _heal_quietly(self, cid: ContentId) -> None:
-        try:
-            await self._heal_block(cid)
-        except HashmeshError as exc:
-            log.warning("block %s is corrupt here and could not be healed: %s", cid, exc)
 
     def _remember_cache(self, digest: bytes, size: int) -> None:
         self._cache_bytes -= self._cache.pop(digest, 0)  # fetched twice: counted once

@@ -35,6 +35,9 @@ class ReportMixin:
             "repair_backlog": self.planner.backlog,
             "repaired_blocks": self.repaired_blocks,
             "healed_blocks": self.healed_blocks,
+            "audited_bytes": self.audited_bytes,
+            "audit_passes": self.audit_passes,
+            "last_audit": self.last_audit,
             "dht_messages": {
                 "received": self.driver.received,
                 "sent": self.driver.sent,

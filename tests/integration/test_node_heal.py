@@ -2,11 +2,13 @@
 read meets it (the read then returns the right bytes) and when a peer asked for it."""
 
 import asyncio
+import dataclasses
 import os
 
 import pytest
 from tests.integration.test_node_inprocess import start_net, stop_all
 
+from hashmesh.config import Config, NodeConfig
 from hashmesh.errors import IntegrityError
 from hashmesh.ids import ContentId
 from hashmesh.node import Node
@@ -99,5 +101,32 @@ async def test_a_block_corrupt_everywhere_is_an_integrity_error(tmp_path) -> Non
             await nodes[0].read(str(root))
         assert err.value.block_id == str(chunks[0])
         assert nodes[0].healed_blocks == 0
+    finally:
+        await stop_all(nodes)
+
+
+async def test_the_audit_finds_and_heals_a_copy_nobody_reads(tmp_path) -> None:
+    fast = NodeConfig(
+        listen="127.0.0.1:0", health_interval=0.5, audit_rate=256 * MiB, audit_interval=0.2
+    )
+    nodes = [Node(tmp_path / f"n{i}", dataclasses.replace(Config(), node=fast)) for i in range(4)]
+    for node in nodes:
+        await node.start()
+    try:
+        seed = f"{nodes[0].me.host}:{nodes[0].me.port}"
+        for node in nodes[1:]:
+            assert await node.join([seed]) > 0
+        _data, _root, chunks = await put_file(nodes, tmp_path)
+        holder = (await holders(nodes[1:], chunks[0]))[0]
+        passes = holder.audit_passes
+        corrupt(holder, chunks[0])
+        for _ in range(200):  # no read: the audit's next pass finds it
+            if holder.healed_blocks:
+                break
+            await asyncio.sleep(0.1)
+        assert holder.healed_blocks == 1 and await intact(holder, chunks[0])
+        assert holder.audit_passes > passes and holder.audited_bytes > 0
+        status = await holder.status()
+        assert status["healed_blocks"] == 1 and status["audit_passes"] >= 1
     finally:
         await stop_all(nodes)

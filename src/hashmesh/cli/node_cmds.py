@@ -82,6 +82,11 @@ def status(ctx: typer.Context, json_out: JsonOpt = False, repo: RepoOpt = None) 
                 f"repair backlog {s['repair_backlog']}, {s['repaired_blocks']} repaired, "
                 f"{s.get('healed_blocks', 0)} corrupt copies replaced",
             ),
+            (
+                "audit",
+                f"{render.human_size(s.get('audited_bytes', 0))} re-verified; "
+                f"whole passes: {s.get('audit_passes', 0)}",
+            ),
         ]
     )
 

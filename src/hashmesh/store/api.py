@@ -517,6 +517,13 @@ class Store:
 
         return await self._run(run)
 
+    async def audit_step(
+        self, after: bytes, budget: int
+    ) -> tuple[bytes | None, int, list[ContentId]]:
+        """Re-verify about ``budget`` stored bytes of blocks after digest ``after``; see
+        :func:`hashmesh.store.lifecycle.audit_step`."""
+        return await self._run(lifecycle.audit_step, self._repo, after, budget)
+
     async def rewrite_block(self, cid: IdLike, plain: bytes) -> bool:
         """Replace a corrupt or missing stored block with a good copy (``plain`` must
         hash to ``cid``: IntegrityError otherwise); False if the block is not stored here."""

@@ -143,3 +143,29 @@ def test_rewrite_block_replaces_bad_and_missing_copies(big_env):
     )
     absent = ContentId.of(b"never stored", ContentId.RAW)
     assert env.run(env.store.rewrite_block(absent, b"never stored")) is False
+
+
+def test_audit_steps_cover_every_block_once_and_find_the_bad_ones(big_env):
+    env = big_env
+    rnd = random.Random(3)
+    for i in range(4):
+        env.run(env.store.put_bytes(rnd.randbytes(400_000 + i), name=f"r{i}"))
+    env.run(env.store.put_bytes(b"tiny", name="s"))
+    rows = _blocks_in_db(env.path)
+    bad = {rows[1][0], rows[-1][0]}
+    for n, (digest, _kind, data_id) in enumerate(rows):
+        if digest in bad:
+            _flip(env.path, digest, data_id, n)
+    total = env.run(env.store.stats()).stored_bytes
+    cursor, checked, found, steps = b"", 0, [], 0
+    while True:  # small steps: a pass takes many, each resuming after the last digest
+        after, n, step_bad = env.run(env.store.audit_step(cursor, 50_000))
+        checked += n
+        found += step_bad
+        steps += 1
+        if after is None:
+            break
+        cursor = after
+        assert steps < 1000
+    assert steps > 3 and checked == total
+    assert {c.digest for c in found} == bad and len(found) == 2

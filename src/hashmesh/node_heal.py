@@ -1,0 +1,106 @@
+"""Healing, as the node carries it out: corrupt local copies replaced from peers.
+
+:class:`HealMixin` is part of :class:`hashmesh.node.Node`. Every read verifies
+what it reads; a copy that fails is never handed out. A node replaces it with a
+good copy fetched from a peer (verified, then written and fsync'd anew by
+:meth:`hashmesh.store.api.Store.rewrite_block`):
+
+* when its own read meets it (the read then goes on and returns the right bytes);
+* when a peer asked for it (in the background; the peer asks another holder);
+* when the audit finds it: a background pass re-verifies every stored block at
+  ``audit_rate`` stored bytes per second, one pass each ``audit_interval``, so a
+  copy nobody reads is found before the other copies are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from hashmesh.errors import HashmeshError, IntegrityError
+from hashmesh.ids import ContentId
+
+log = logging.getLogger("hashmesh.node")
+T = TypeVar("T")
+
+MAX_HEALS = 16  # corrupt local blocks one read (or the server side at once) replaces
+AUDIT_STEP_S = 1.0  # an audit step checks about this many seconds' worth of audit_rate
+
+
+class HealMixin:
+    """Read healing, background healing of served copies, and the audit loop."""
+
+    async def _healed(self, read: Callable[[], Awaitable[T]]) -> T:
+        """Run ``read``; when it meets a corrupt (or vanished) local block, replace the
+        block with a good copy from a peer and run it again (each block once, at most
+        MAX_HEALS). With no good copy anywhere, the read's IntegrityError stands."""
+        healed: set[str] = set()
+        while True:
+            try:
+                return await read()
+            except IntegrityError as exc:
+                await self._heal(exc, healed)
+
+    async def _heal(self, exc: IntegrityError, healed: set[str]) -> None:
+        """Heal the block ``exc`` names, or raise ``exc``."""
+        bad = exc.block_id
+        if bad is None or bad in healed or len(healed) >= MAX_HEALS:
+            raise exc
+        healed.add(bad)
+        try:
+            await self._heal_block(ContentId.parse(bad))
+        except HashmeshError as why:
+            log.warning("block %s is corrupt here and no peer had a good copy: %s", bad, why)
+            raise exc from None
+
+    async def _heal_block(self, cid: ContentId) -> None:
+        assert self.store is not None
+        data = await self._fetch_block(cid, commit=False)
+        if await self.store.rewrite_block(cid, data):
+            self.healed_blocks += 1
+            log.warning("block %s was corrupt here: replaced with a peer's good copy", cid)
+
+    def _heal_later(self, cid: ContentId) -> None:
+        """Heal a block a peer asked for and found corrupt here, in the background."""
+        if cid.digest in self._heals or len(self._heals) >= MAX_HEALS:
+            return
+        task = asyncio.get_running_loop().create_task(self._heal_quietly(cid))
+        self._heals[cid.digest] = task
+        task.add_done_callback(lambda _t: self._heals.pop(cid.digest, None))
+
+    async def _heal_quietly(self, cid: ContentId) -> None:
+        try:
+            await self._heal_block(cid)
+        except HashmeshError as exc:
+            log.warning("block %s is corrupt here and could not be healed: %s", cid, exc)
+
+    async def _audit_loop(self) -> None:
+        """Re-verify every stored block, ``audit_rate`` stored bytes per second, one pass
+        each ``audit_interval`` seconds; heal what fails."""
+        assert self.store is not None
+        rate = self.config.node.audit_rate
+        if rate <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        cursor = b""
+        pass_started = loop.time()
+        while True:
+            t0 = loop.time()
+            after, checked, bad = await self.store.audit_step(cursor, int(rate * AUDIT_STEP_S))
+            self.audited_bytes += checked
+            for cid in bad:
+                log.warning("audit: block %s is corrupt or missing here", cid)
+                await self._heal_quietly(cid)
+            pause = checked / rate - (loop.time() - t0)
+            if after is None:  # a whole pass: the next starts audit_interval after this one
+                self.audit_passes += 1
+                self.last_audit = time.time()
+                cursor = b""
+                pause = max(pause, self.config.node.audit_interval - (loop.time() - pass_started))
+                pass_started = loop.time() + max(0.0, pause)
+            else:
+                cursor = after
+            await asyncio.sleep(max(pause, 0.0))
