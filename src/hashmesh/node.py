@@ -715,7 +715,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             async with sem:
                 await self._get_many_from(peer, cids, each, early)
 
-        # batches start in the order of their first block (a streaming export waits
+        # batches start in the order of their first block (a stream, as cat, waits
         # for the blocks in ``missing`` order)
         starts: list[tuple[int, dht.PeerInfo, list[ContentId]]] = []
         for peer, idxs in by_peer.values():

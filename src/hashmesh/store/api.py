@@ -530,7 +530,11 @@ class Store:
         c = parse_id(cid)
 
         def run() -> bool:
-            with self._repo.lock(), self._repo.db.transaction() as conn:
+            with (
+                self._repo.lock(),
+                self._repo.guarded(None, "replace a corrupt block"),
+                self._repo.db.transaction() as conn,
+            ):
                 return self._repo.blocks.rewrite(conn, c, plain)
 
         return await self._run(run)
