@@ -18,10 +18,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from hashmesh.config import Config
 from hashmesh.errors import HashmeshError, IntegrityError
 from hashmesh.ids import ContentId
+from hashmesh.store.api import Store
 
 log = logging.getLogger("hashmesh.node")
 T = TypeVar("T")
@@ -32,6 +34,19 @@ AUDIT_STEP_S = 1.0  # an audit step checks about this many seconds' worth of aud
 
 class HealMixin:
     """Read healing, background healing of served copies, and the audit loop."""
+
+    # set up by Node.__init__ / Node.start (declared for the type checker)
+    store: Store | None
+    config: Config
+    healed_blocks: int
+    audited_bytes: int
+    audit_passes: int
+    last_audit: float
+    _heals: dict[bytes, asyncio.Task[None]]
+
+    if TYPE_CHECKING:
+
+        async def _fetch_block(self, cid: ContentId, commit: bool = True) -> bytes: ...
 
     async def _healed(self, read: Callable[[], Awaitable[T]]) -> T:
         """Run ``read``; when it meets a corrupt (or vanished) local block, replace the
