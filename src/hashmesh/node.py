@@ -23,7 +23,7 @@ import logging
 import random
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -396,17 +396,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                 # One block, whose id is known now: it travels to its holders while the
                 # local commit runs (the put returns when both are done).
                 cid = ContentId.of(data, ContentId.RAW)
-                local, pushed = await asyncio.gather(
-                    self._small_puts.submit([item], key),
-                    self._pushes.submit([(cid, data)]),
-                    return_exceptions=True,
+                (info,), (placed,) = await self._commit_while_pushing(
+                    self._small_puts.submit([item], key), self._pushes.submit([(cid, data)]), [cid]
                 )
-                if isinstance(local, BaseException):
-                    await self._forget_unstored([cid])
-                    raise local
-                if isinstance(pushed, BaseException):
-                    raise pushed
-                (info,), (placed,) = local, pushed
                 if info.id != str(cid):  # the store chunked it after all: place its blocks
                     (placed,) = await self._replications.submit([ContentId.parse(info.id)])
                 return {"file": info.to_json(), **placed}
@@ -433,15 +425,28 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             self._announce(root)
         return [{"blocks": len(d), "min_acks": min(acks[c] for c in d)} for d in dags]
 
-    async def _forget_unstored(self, cids: list[ContentId]) -> None:
-        """The local commit failed: repair stops watching the blocks pushed alongside it
-        that are not stored here (their holders keep their copies)."""
+    async def _commit_while_pushing(
+        self,
+        commit: Awaitable[list[FileInfo]],
+        push: Awaitable[list[dict[str, Any]]],
+        cids: list[ContentId],
+    ) -> tuple[list[FileInfo], list[dict[str, Any]]]:
+        """Run a local commit and the push of its one-block objects ``cids`` together;
+        both must succeed. When the commit fails, repair stops watching the pushed
+        blocks not stored here (their holders keep their copies) and its error is
+        raised; otherwise a failed push's error (a QuorumError) is."""
         assert self.store is not None and self.planner is not None
-        with contextlib.suppress(HashmeshError):
-            for cid, held in zip(cids, await self.store.has_blocks(cids), strict=True):
-                if not held:
-                    self.planner.untrack(cid.digest)
-                    self._cids.pop(cid.digest, None)
+        local, pushed = await asyncio.gather(commit, push, return_exceptions=True)
+        if isinstance(local, BaseException):
+            with contextlib.suppress(HashmeshError):
+                for cid, held in zip(cids, await self.store.has_blocks(cids), strict=True):
+                    if not held:
+                        self.planner.untrack(cid.digest)
+                        self._cids.pop(cid.digest, None)
+            raise local
+        if isinstance(pushed, BaseException):
+            raise pushed
+        return local, pushed
 
     async def _push_roots(self, items: list[tuple[ContentId, bytes]]) -> list[dict[str, Any]]:
         """Place one-block files from the bytes in hand (not read back from the store)
@@ -606,15 +611,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         limit = self.config.store.chunk_min
         if items and all(0 < len(d) <= limit for _, d in items):
             given = [(ContentId.of(d, ContentId.RAW), d) for _, d in items]
-            local, pushed = await asyncio.gather(
-                self.store.put_many(items, **meta), self._push_roots(given), return_exceptions=True
+            infos, _ = await self._commit_while_pushing(
+                self.store.put_many(items, **meta), self._push_roots(given), [c for c, _ in given]
             )
-            if isinstance(local, BaseException):
-                await self._forget_unstored([c for c, _ in given])
-                raise local
-            if isinstance(pushed, BaseException):
-                raise pushed
-            infos = local
             roots = [ContentId.parse(i.id) for i in infos]
             rest = [r for r, (c, _) in zip(roots, given, strict=True) if r != c]
         else:
@@ -899,11 +898,10 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             # a one-chunk file: concurrent reads are fetched and read as one batch
             (data,) = await self._small_reads.submit([root])
             return data
-        chunks: list[ContentId] = []
-        await self.fetch_dags([root], deferred=chunks if root.is_manifest else None)
+        chunks = await self._fetch_manifests(root)
         if chunks:  # only those the range needs
             need = set(await self.store.chunks_in_range(root, offset, length))
-            missing = [c for c in dict.fromkeys(chunks) if c in need]
+            missing = [c for c in chunks if c in need]
             if missing:
                 await self._fetch_missing(missing)
         store = self.store
@@ -913,11 +911,18 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
     async def iter_read(self, id: str) -> AsyncIterator[bytes]:
         """Stream a file; its missing chunks are fetched while the first ones are sent."""
-        assert self.store is not None
         root = ContentId.parse(id)
+        return self._stream(root, await self._fetch_manifests(root))
+
+    async def _fetch_manifests(self, root: ContentId) -> list[ContentId]:
+        """Make the manifests under ``root`` local (a one-block file: the block); the
+        chunks under it still missing here, each once, in file order."""
+        if not root.is_manifest:
+            await self.fetch_dag(root)
+            return []
         chunks: list[ContentId] = []
-        await self.fetch_dags([root], deferred=chunks if root.is_manifest else None)
-        return self._stream(root, list(dict.fromkeys(chunks)))
+        await self.fetch_dags([root], deferred=chunks)
+        return list(dict.fromkeys(chunks))
 
     async def _stream(self, root: ContentId, chunks: list[ContentId]) -> AsyncIterator[bytes]:
         """The bytes of ``root`` while ``chunks`` are fetched; a corrupt local block met

@@ -356,19 +356,20 @@ class BatchCalls:
                 if len(self._region_cache) >= REGION_CACHE_MAX:
                     self._region_cache.pop(next(iter(self._region_cache)))
                 self._region_cache[(bits, prefix)] = (now + ttl, peers)
-        return self._region_pools(list(zip(firsts, found, strict=True)))
+        return self._region_pools(list(zip(firsts, found, strict=True)), bits)
 
     def _region_pools(
-        self, regions: Sequence[tuple[bytes, Sequence[PeerInfo]]]
+        self, regions: Sequence[tuple[bytes, Sequence[PeerInfo]]], bits: int
     ) -> list[list[tuple[int, PeerInfo]]]:
         """For each region (a key in it, the live peers its lookup heard of), the peers
         to choose its keys' k closest from.
 
         A lookup only reaches its own target's neighbourhood, so the routing table's
         peers in the same region (all of them when the network is one region) join the
-        peers the lookup heard of. Entries are (id as int, peer).
+        peers the lookup heard of. Regions are ``bits`` long, as when their keys were
+        grouped. Entries are (id as int, peer).
         """
-        shift = 256 - self._region_bits()
+        shift = 256 - bits
         in_region: dict[int, list[PeerInfo]] = {}
         for p in self.routing_table.peers():
             in_region.setdefault(int.from_bytes(p.node_id.value, "big") >> shift, []).append(p)

@@ -628,7 +628,9 @@ class Protocol(BatchCalls):
         lk = op.lookup
         if lk is None:
             return
-        pool = self._region_pools([(lk.target, [c.peer for c in lk.known()])])[0]
+        pool = self._region_pools([(lk.target, [c.peer for c in lk.known()])], self._region_bits())[
+            0
+        ]
         k = self.config.k
         me = self.me.node_id.value
         batches: dict[bytes, tuple[PeerInfo, list[tuple[Record, float]]]] = {}

@@ -168,9 +168,10 @@ class BlockStore:
                 out[cid.digest] = self.check(cid, stored)
         return out
 
-    def iter_rows(self) -> Iterator[BlockRow]:
+    def iter_rows(self, after: bytes = b"") -> Iterator[BlockRow]:
+        """Every block row in digest order (those whose digest follows ``after``)."""
         conn = self.db.reader()
-        last = b""
+        last = after
         while True:
             rows = conn.execute(
                 "SELECT digest, kind, size, stored, flags, inline FROM blocks "
@@ -239,7 +240,8 @@ class BlockStore:
         which must hash to it; False if no row names ``cid``. A block file is written
         anew (tmp, fdatasync, rename over the bad one, directory fsync'd) before the
         row changes in ``conn``'s transaction, so the row never names bytes that are
-        not durable; the totals follow a change of stored size."""
+        not durable. The plain size (so where the block lives) cannot change; its
+        stored size may (another compression level), and the totals follow."""
         if blake3_digest(plain) != cid.digest:
             raise IntegrityError(f"a copy of block {cid} does not match its id", block_id=str(cid))
         row = self.row(cid.digest)
@@ -247,8 +249,7 @@ class BlockStore:
             return False
         header, payload = self.codec().encode(plain, row.kind)
         stored = len(header) + len(payload)
-        inline = len(plain) <= SMALL_MAX
-        if inline:
+        if row.inline:
             conn.execute(
                 "INSERT OR REPLACE INTO block_data VALUES (?, ?)",
                 (cid.digest, header + bytes(payload)),
@@ -257,17 +258,12 @@ class BlockStore:
             self.write_file(cid.digest, header, payload)
             fsync_dir(self.dir)
         conn.execute(
-            "UPDATE blocks SET size = ?, stored = ?, flags = ?, inline = ? WHERE digest = ?",
-            (len(plain), stored, header[4], int(inline), cid.digest),
+            "UPDATE blocks SET stored = ?, flags = ? WHERE digest = ?",
+            (stored, header[4], cid.digest),
         )
         conn.execute(
             "UPDATE totals SET value = value + ? WHERE key = 'stored'", (stored - row.stored,)
         )
-        conn.execute(
-            "UPDATE totals SET value = value + ? WHERE key = 'plain'", (len(plain) - row.size,)
-        )
-        if row.inline and not inline:
-            conn.execute("DELETE FROM block_data WHERE digest = ?", (cid.digest,))
         return True
 
     def remove_files(self, digests: Iterable[bytes]) -> None:

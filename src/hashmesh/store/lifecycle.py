@@ -81,27 +81,15 @@ def audit_step(repo: Repo, after: bytes, budget: int) -> tuple[bytes | None, int
     """Re-verify the blocks whose digest follows ``after``, in digest order, until about
     ``budget`` stored bytes are checked: (the last digest checked, or None when the
     pass reached the end; stored bytes checked; the blocks found bad or missing)."""
-    conn = repo.db.reader()
     checked = 0
     bad: list[ContentId] = []
-    last = after
-    while checked < budget:
-        rows = conn.execute(
-            "SELECT digest, kind, size, stored, flags, inline FROM blocks "
-            "WHERE digest > ? ORDER BY digest LIMIT 64",
-            (last,),
-        ).fetchall()
-        if not rows:
-            return None, checked, bad
-        for r in rows:
-            row = BlockRow(*r)
-            if _check(repo, row) is not None:
-                bad.append(cid_of(row.digest, row.kind))
-            checked += row.stored
-            last = row.digest
-            if checked >= budget:
-                break
-    return last, checked, bad
+    for row in repo.blocks.iter_rows(after):
+        if _check(repo, row) is not None:
+            bad.append(cid_of(row.digest, row.kind))
+        checked += row.stored
+        if checked >= budget:
+            return row.digest, checked, bad
+    return None, checked, bad
 
 
 def verify(repo: Repo, cid: ContentId | None = None) -> VerifyReport:
