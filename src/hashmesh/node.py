@@ -106,7 +106,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         self._to_announce: dict[bytes, None] = {}  # roots waiting for a provider record
         self._announcer: asyncio.Task[None] | None = None
         self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
-        self._heals: dict[bytes, asyncio.Task[None]] = {}  # corrupt blocks served to peers
+        self._heals: dict[bytes, asyncio.Task[None]] = {}  # heals under way, by block digest
         self.healed_blocks = 0  # corrupt local blocks replaced with a peer's good copy
         self.audited_bytes = 0  # stored bytes the audit re-verified
         self.audit_passes = 0

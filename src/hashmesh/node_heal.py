@@ -15,6 +15,7 @@ good copy fetched from a peer (verified, then written and fsync'd anew by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -67,11 +68,33 @@ class HealMixin:
         healed.add(bad)
         try:
             await self._heal_block(ContentId.parse(bad))
-        except HashmeshError as why:
-            log.warning("block %s is corrupt here and no peer had a good copy: %s", bad, why)
+        except HashmeshError:  # logged by the heal's task
             raise exc from None
 
     async def _heal_block(self, cid: ContentId) -> None:
+        """Replace this node's copy of ``cid`` with a peer's good one. Reads, served
+        requests and the audit may meet the same bad copy at once: they share one heal."""
+        task = self._heals.get(cid.digest)
+        if task is None:
+            task = self._start_heal(cid)
+        await asyncio.shield(task)
+
+    def _start_heal(self, cid: ContentId) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(self._replace_block(cid))
+        self._heals[cid.digest] = task
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._heals.pop(cid.digest, None)
+            exc = None if t.cancelled() else t.exception()  # retrieved even if no one waits
+            if isinstance(exc, HashmeshError):
+                log.warning("block %s is corrupt here and no peer had a good copy: %s", cid, exc)
+            elif exc is not None:
+                log.error("healing block %s failed", cid, exc_info=exc)
+
+        task.add_done_callback(done)
+        return task
+
+    async def _replace_block(self, cid: ContentId) -> None:
         assert self.store is not None
         data = await self._fetch_block(cid, commit=False)
         if await self.store.rewrite_block(cid, data):
@@ -82,15 +105,11 @@ class HealMixin:
         """Heal a block a peer asked for and found corrupt here, in the background."""
         if cid.digest in self._heals or len(self._heals) >= MAX_HEALS:
             return
-        task = asyncio.get_running_loop().create_task(self._heal_quietly(cid))
-        self._heals[cid.digest] = task
-        task.add_done_callback(lambda _t: self._heals.pop(cid.digest, None))
+        self._start_heal(cid)
 
     async def _heal_quietly(self, cid: ContentId) -> None:
-        try:
+        with contextlib.suppress(HashmeshError):  # logged by the heal's task
             await self._heal_block(cid)
-        except HashmeshError as exc:
-            log.warning("block %s is corrupt here and could not be healed: %s", cid, exc)
 
     async def _audit_loop(self) -> None:
         """Re-verify every stored block, ``audit_rate`` stored bytes per second, one pass

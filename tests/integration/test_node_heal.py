@@ -92,6 +92,30 @@ async def test_corrupt_copies_served_to_a_peer_are_healed(tmp_path) -> None:
         await stop_all(nodes)
 
 
+async def test_heals_of_one_block_at_once_share_one_fetch(tmp_path) -> None:
+    """A read, a served request and the audit can meet one bad copy together: one heal."""
+    nodes = await start_net(tmp_path, 4)
+    try:
+        _data, root, chunks = await put_file(nodes, tmp_path)
+        node, target = nodes[0], chunks[0]
+        fetched: list[ContentId] = []
+        fetch = node._fetch_block
+
+        async def counted(cid: ContentId, commit: bool = True) -> bytes:
+            fetched.append(cid)
+            return await fetch(cid, commit)
+
+        node._fetch_block = counted
+        corrupt(node, target)
+        node._heal_later(target)
+        await asyncio.gather(node._heal_block(target), node._heal_quietly(target))
+        assert fetched == [target] and node.healed_blocks == 1 and await intact(node, root)
+        await node._heal_block(target)  # the copy is intact now: fetched, but left alone
+        assert len(fetched) == 2 and node.healed_blocks == 1
+    finally:
+        await stop_all(nodes)
+
+
 async def test_a_block_corrupt_everywhere_is_an_integrity_error(tmp_path) -> None:
     nodes = await start_net(tmp_path, 4)
     try:

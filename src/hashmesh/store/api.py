@@ -526,7 +526,8 @@ class Store:
 
     async def rewrite_block(self, cid: IdLike, plain: bytes) -> bool:
         """Replace a corrupt or missing stored block with a good copy (``plain`` must
-        hash to ``cid``: IntegrityError otherwise); False if the block is not stored here."""
+        hash to ``cid``: IntegrityError otherwise). True if it replaced the copy; False
+        if the block is not stored here or its copy is intact."""
         c = parse_id(cid)
 
         def run() -> bool:

@@ -138,6 +138,13 @@ class BlockStore:
             )
         return plain
 
+    def _intact(self, cid: ContentId, row: BlockRow) -> bool:
+        try:
+            self.check(cid, self.stored_form(cid, row))
+        except IntegrityError:
+            return False
+        return True
+
     def get(self, cid: ContentId) -> bytes | memoryview:
         """The verified plain bytes of a block; NotFoundError if it is not stored."""
         row = self.row(cid.digest)
@@ -237,7 +244,8 @@ class BlockStore:
 
     def rewrite(self, conn: sqlite3.Connection, cid: ContentId, plain: bytes) -> bool:
         """Replace the stored form of ``cid`` (found corrupt or missing) with ``plain``,
-        which must hash to it; False if no row names ``cid``. A block file is written
+        which must hash to it. False, changing nothing, if no row names ``cid`` or its
+        stored copy is intact (healed meanwhile by someone else). A block file is written
         anew (tmp, fdatasync, rename over the bad one, directory fsync'd) before the
         row changes in ``conn``'s transaction, so the row never names bytes that are
         not durable. The plain size (so where the block lives) cannot change; its
@@ -245,7 +253,7 @@ class BlockStore:
         if blake3_digest(plain) != cid.digest:
             raise IntegrityError(f"a copy of block {cid} does not match its id", block_id=str(cid))
         row = self.row(cid.digest)
-        if row is None or row.kind != kind_of(cid):
+        if row is None or row.kind != kind_of(cid) or self._intact(cid, row):
             return False
         header, payload = self.codec().encode(plain, row.kind)
         stored = len(header) + len(payload)

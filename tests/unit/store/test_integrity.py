@@ -141,6 +141,9 @@ def test_rewrite_block_replaces_bad_and_missing_copies(big_env):
         totals.stored_bytes,
         totals.unique_bytes,
     )
+    digest, kind, _ = rows[0]  # an intact copy is left as it is
+    assert env.run(env.store.rewrite_block(_cid(digest, kind), good[digest])) is False
+    assert env.run(env.store.stats()) == after
     absent = ContentId.of(b"never stored", ContentId.RAW)
     assert env.run(env.store.rewrite_block(absent, b"never stored")) is False
 
