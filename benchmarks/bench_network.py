@@ -32,7 +32,8 @@ compare). Parts, in order:
    stores of 100-byte ``ValueRecord``s, sequentially and 50 in flight, then gets them
    from a node that joined later; then the same three through the batched calls
    (``lookup_many``, ``put_many``, ``get_many``, ``--dht-batch`` keys per call, one call
-   in flight), counted per key; the batched gets run on a node that joined after the
+   in flight, 20 x ``--dht-ops`` keys each, so each phase lasts about a second or more),
+   counted per key; the batched gets run on a node that joined after the
    batched stores, after one untimed call that opens its connections.
 4. **peers** (skip with ``--no-peers``): Tahoe-LAFS (``peers/tahoe.py``; each of its large
    puts also starts after ``--pause`` idle seconds) and the PyPI ``kademlia`` library
@@ -561,7 +562,7 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int, batch: int) -> dict[str
             log(f"DHT get c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms, {t.failures} failed")
         for op, counts in msgs.items():
             res[f"dht_{op}_messages_per_op"] = sum(counts) / max(1, len(counts))
-        res.update(await dht_batched(net, work, client, rnd, max(2, 4 * n_ops // batch), batch))
+        res.update(await dht_batched(net, work, client, rnd, max(4, 20 * n_ops // batch), batch))
     finally:
         await stop_nodes(nodes)
     return res
