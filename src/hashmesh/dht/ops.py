@@ -18,7 +18,7 @@ from hashmesh.dht.messages import (
     Message,
     PeerInfo,
 )
-from hashmesh.dht.records import Record
+from hashmesh.dht.records import Record, ValueRecord
 
 # Operation purposes.
 (
@@ -110,7 +110,10 @@ def store_batches(items: Sequence[T], record_of: Callable[[T], Record]) -> Itera
     batch: list[T] = []
     size = 0
     for item in items:
-        n = value_bytes(record_of(item)) + 256
+        record = record_of(item)
+        # an item's bytes beyond its value: a plain record packs to value + 49 at most
+        # (key, headers, ttl); a signed one also carries a key, a signature and more
+        n = value_bytes(record) + (64 if isinstance(record, ValueRecord) else 256)
         if batch and (len(batch) >= MAX_BATCH_RECORDS or size + n > BATCH_VALUE_BYTES):
             yield batch
             batch, size = [], 0

@@ -27,7 +27,8 @@ from hashmesh.dht.messages import (
     StoreMany,
     Value,
 )
-from hashmesh.dht.records import SignedRecord, ValueRecord
+from hashmesh.dht.ops import store_batches
+from hashmesh.dht.records import MAX_VALUE_BYTES, SignedRecord, ValueRecord
 from hashmesh.errors import DecodeError, InvalidArgumentError
 from hashmesh.ids import NodeId
 
@@ -253,6 +254,33 @@ def test_store_many_bytes_are_the_plain_msgpack_array(items, rpc) -> None:
     plain.append([[codec._record(r), float(t)] for r, t in items])
     assert codec.encode(m) == msgpack.packb(plain, use_bin_type=True)
     assert codec.encode(m) == codec.encode(m)  # from the cache the second time
+
+
+big_values = st.one_of(st.binary(max_size=300), st.integers(0, MAX_VALUE_BYTES).map(bytes))
+
+
+@given(
+    st.lists(
+        st.one_of(big_values.map(ValueRecord.of), signed_records, st.just(ValueRecord.of(b""))),
+        min_size=1,
+        max_size=1200,
+    ),
+)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_store_batches_runs_always_encode(recs) -> None:
+    """Every run store_batches cuts (its size estimate per record) fits one StoreMany."""
+    runs = list(store_batches(recs, lambda r: r))
+    assert [r for run in runs for r in run] == recs
+    for run in runs:
+        data = codec.encode(StoreMany(1, _peer(), tuple((r, 1.0) for r in run)))
+        assert len(data) <= codec.MAX_MESSAGE_BYTES
+
+
+def test_store_batches_fill_messages_with_small_values() -> None:
+    """Small plain values are packed many to a message (fewer requests per put_many)."""
+    recs = [ValueRecord.of(i.to_bytes(100, "big")) for i in range(600)]
+    runs = list(store_batches(recs, lambda r: r))
+    assert len(runs) == 3 and min(map(len, runs[:2])) >= 200  # 115 with the old estimate
 
 
 def test_store_many_encoder_refuses_what_decode_would() -> None:
