@@ -10,7 +10,6 @@ region pools that ``put_many`` and republishing choose peers from.
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -300,7 +299,8 @@ class BatchCalls:
         expires = now + self.config.provider_ttl
         for i, key in enumerate(keys):
             t = int.from_bytes(key, "big")
-            near = heapq.nsmallest(k, pools[op.region_of[i]], key=lambda e: e[0] ^ t)
+            # a pool holds tens of peers: a C sort beats nsmallest's Python heap
+            near = sorted(pools[op.region_of[i]], key=lambda e: e[0] ^ t)[:k]
             closest = [peer for _, peer in near]
             if self._is_mine(key, closest):
                 try:
@@ -313,6 +313,7 @@ class BatchCalls:
             for peer in closest:
                 per_peer.setdefault(peer.node_id.value, (peer, []))[1].append(i)
         op.waiting = 1  # released below, so an empty store phase ends at once
+        items = [(item, 0.0) for item in op.items] if op.purpose == PUT_MANY else []
         for peer, idx in per_peer.values():
             if op.purpose == PUT_MANY:
                 runs = list(store_batches(idx, op.items.__getitem__))
@@ -325,7 +326,7 @@ class BatchCalls:
                 op.sent += 1
                 msg: Message
                 if op.purpose == PUT_MANY:
-                    msg = StoreMany(rid, self.me, tuple((op.items[i], 0.0) for i in run))
+                    msg = StoreMany(rid, self.me, tuple(map(items.__getitem__, run)))
                 else:
                     msg = ProvideMany(rid, self.me, tuple(keys[i] for i in run), expires)
                 self._request(peer, msg, op.op, now)
