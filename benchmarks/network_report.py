@@ -133,15 +133,16 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
             ("get / Tahoe fastest download", ratio(g("large_get_MBps"), tahoe_down), 5.0),
         ):
             rows.append((label, x, "x", f">= {goal:g}", at_least(x, goal)))
-        # what no implementation could beat here: the raw limits measured in this run
+        # for scale, not hard ceilings: three writers fsync in parallel, and a get's
+        # output may land in page-cache pages that are cheaper to touch than fresh ones
         raw_r = g("large_raw_r_copies_MBps")
         for label, x in (
             (
-                "  ceiling: raw limit for r copies / Tahoe upload",
+                "  for scale: raw limit for r copies / Tahoe upload",
                 ratio(raw_r and raw_r / R, tahoe_up),
             ),
             (
-                "  ceiling: raw page-cache write / Tahoe download",
+                "  for scale: raw page-cache write / Tahoe download",
                 ratio(g("large_raw_write_MBps"), tahoe_down),
             ),
         ):
