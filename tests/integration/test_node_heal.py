@@ -2,9 +2,11 @@
 read meets it (the read then returns the right bytes) and when a peer asked for it."""
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import random
+from collections.abc import AsyncIterator
 
 import pytest
 from tests.integration.test_node_inprocess import start_net, stop_all
@@ -46,10 +48,20 @@ async def put_file(nodes: list[Node], tmp_path) -> tuple[bytes, ContentId, list[
     return data, root, chunks
 
 
-async def test_reads_heal_corrupt_local_blocks(tmp_path) -> None:
-    nodes = await start_net(tmp_path, 4)
+@contextlib.asynccontextmanager
+async def net_with_file(
+    tmp_path, count: int
+) -> AsyncIterator[tuple[list[Node], bytes, ContentId, list[ContentId]]]:
+    """``count`` joined nodes and an 8 MiB file put on the first; all stopped after."""
+    nodes = await start_net(tmp_path, count)
     try:
-        data, root, chunks = await put_file(nodes, tmp_path)
+        yield nodes, *await put_file(nodes, tmp_path)
+    finally:
+        await stop_all(nodes)
+
+
+async def test_reads_heal_corrupt_local_blocks(tmp_path) -> None:
+    async with net_with_file(tmp_path, 4) as (nodes, data, root, chunks):
         reader = nodes[0]  # the writer holds every block
         corrupt(reader, chunks[1])
         with pytest.raises(IntegrityError):  # the store alone refuses the bad bytes
@@ -64,14 +76,10 @@ async def test_reads_heal_corrupt_local_blocks(tmp_path) -> None:
         out = tmp_path / "out.bin"
         assert (await reader.get_to_path(str(root), out)).read_bytes() == data
         assert reader.healed_blocks == 3 and await intact(reader, root)
-    finally:
-        await stop_all(nodes)
 
 
 async def test_corrupt_copies_served_to_a_peer_are_healed(tmp_path) -> None:
-    nodes = await start_net(tmp_path, 5)
-    try:
-        data, root, chunks = await put_file(nodes, tmp_path)
+    async with net_with_file(tmp_path, 5) as (nodes, data, root, chunks):
         # a reader that lacks some chunk, and a bad copy of it on the holder it asks first
         for reader in nodes[1:]:
             have = await reader.store.has_blocks(chunks)
@@ -90,15 +98,11 @@ async def test_corrupt_copies_served_to_a_peer_are_healed(tmp_path) -> None:
                 break
             await asyncio.sleep(0.1)
         assert await intact(bad, target) and bad.healed_blocks == 1
-    finally:
-        await stop_all(nodes)
 
 
 async def test_heals_of_one_block_at_once_share_one_fetch(tmp_path) -> None:
     """A read, a served request and the audit can meet one bad copy together: one heal."""
-    nodes = await start_net(tmp_path, 4)
-    try:
-        _data, root, chunks = await put_file(nodes, tmp_path)
+    async with net_with_file(tmp_path, 4) as (nodes, _data, root, chunks):
         node, target = nodes[0], chunks[0]
         fetched: list[ContentId] = []
         fetch = node._fetch_block
@@ -114,22 +118,16 @@ async def test_heals_of_one_block_at_once_share_one_fetch(tmp_path) -> None:
         assert fetched == [target] and node.healed_blocks == 1 and await intact(node, root)
         await node._heal_block(target)  # the copy is intact now: fetched, but left alone
         assert len(fetched) == 2 and node.healed_blocks == 1
-    finally:
-        await stop_all(nodes)
 
 
 async def test_a_block_corrupt_everywhere_is_an_integrity_error(tmp_path) -> None:
-    nodes = await start_net(tmp_path, 4)
-    try:
-        _data, root, chunks = await put_file(nodes, tmp_path)
+    async with net_with_file(tmp_path, 4) as (nodes, _data, root, chunks):
         for node in await holders(nodes, chunks[0]):
             corrupt(node, chunks[0])
         with pytest.raises(IntegrityError) as err:
             await nodes[0].read(str(root))
         assert err.value.block_id == str(chunks[0])
         assert nodes[0].healed_blocks == 0
-    finally:
-        await stop_all(nodes)
 
 
 async def test_the_audit_finds_and_heals_a_copy_nobody_reads(tmp_path) -> None:

@@ -628,9 +628,8 @@ class Protocol(BatchCalls):
         lk = op.lookup
         if lk is None:
             return
-        pool = self._region_pools([(lk.target, [c.peer for c in lk.known()])], self._region_bits())[
-            0
-        ]
+        region = (lk.target, [c.peer for c in lk.known()])
+        (pool,) = self._region_pools([region], self._region_bits())
         k = self.config.k
         me = self.me.node_id.value
         batches: dict[bytes, tuple[PeerInfo, list[tuple[Record, float]]]] = {}

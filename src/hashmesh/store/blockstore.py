@@ -138,7 +138,8 @@ class BlockStore:
             )
         return plain
 
-    def _intact(self, cid: ContentId, row: BlockRow) -> bool:
+    def intact(self, cid: ContentId, row: BlockRow) -> bool:
+        """Whether the stored copy of ``cid`` (its ``row``) reads back and verifies."""
         try:
             self.check(cid, self.stored_form(cid, row))
         except IntegrityError:
@@ -253,7 +254,7 @@ class BlockStore:
         if blake3_digest(plain) != cid.digest:
             raise IntegrityError(f"a copy of block {cid} does not match its id", block_id=str(cid))
         row = self.row(cid.digest)
-        if row is None or row.kind != kind_of(cid) or self._intact(cid, row):
+        if row is None or row.kind != kind_of(cid) or self.intact(cid, row):
             return False
         header, payload = self.codec().encode(plain, row.kind)
         stored = len(header) + len(payload)

@@ -70,11 +70,7 @@ def _check(repo: Repo, row: BlockRow) -> str | None:
     cid = cid_of(row.digest, row.kind)
     if not row.inline and not repo.blocks.path_of(row.digest).is_file():
         return "missing"
-    try:
-        repo.blocks.check(cid, repo.blocks.stored_form(cid, row))
-    except IntegrityError:
-        return "bad"
-    return None
+    return None if repo.blocks.intact(cid, row) else "bad"
 
 
 def audit_step(repo: Repo, after: bytes, budget: int) -> tuple[bytes | None, int, list[ContentId]]:
