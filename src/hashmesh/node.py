@@ -542,7 +542,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
             async def worker() -> None:
                 while todo:
-                    take = [todo.popleft() for _ in range(min(len(todo), 1024))]
+                    # a fair share, so the other workers find blocks to send too
+                    share = min(len(todo), 1024, -(-len(todo) // PUSH_WORKERS))
+                    take = [todo.popleft() for _ in range(share)]
                     datas = await load(take)
                     todo.extendleft(reversed(take[len(datas) :]))  # past the budget: later
                     items = [
@@ -945,16 +947,19 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             await asyncio.wait([fetch])
 
     async def get_to_path(self, id: str, dest: str | Path) -> Path:
-        """Write a file or tree to ``dest`` once every block under it is here.
-
-        (Writing while the chunks arrive was measured slower here: the export
-        thread and the fetch on the event loop contend for the GIL and 2 cores.)
-        """
+        """Write a file or tree to ``dest``; the chunks missing here are fetched while
+        the export writes the ones it has (each waits for its chunk's arrival)."""
         assert self.store is not None
         root = ContentId.parse(id)
-        await self.fetch_dag(root)
         store = self.store
-        path = await self._healed(lambda: store.get_to_path(root, dest))
+        arrivals, fetch = self._fetch_behind(await self._fetch_manifests(root))
+        try:
+            path = await self._healed(
+                lambda: store.get_to_path(root, dest, ready=arrivals.wait_for)
+            )
+        finally:
+            fetch.cancel()  # a no-op once it is done
+            await asyncio.wait([fetch])
         await self.trim_cache()
         return path
 

@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import os
+from collections import Counter
 
 import pytest
 
@@ -212,6 +213,33 @@ async def test_large_file_streams_to_holders_during_ingest(tmp_path) -> None:
         held = [await n.store.has_blocks(cids) for n in nodes]
         assert all(sum(h[i] for h in held) >= 3 for i in range(len(cids)))
         assert await nodes[3].read(str(root)) == data
+    finally:
+        await stop_all(nodes)
+
+
+async def test_a_put_keeps_several_pushes_in_flight_per_peer(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 3)  # replication 3: every block goes to both others
+    writer = nodes[0]
+    inflight: Counter[bytes] = Counter()
+    peak: Counter[bytes] = Counter()
+    send = writer._request_put_many
+
+    async def counted(peer, group):
+        inflight[peer.id] += 1
+        peak[peer.id] = max(peak[peer.id], inflight[peer.id])
+        try:
+            return await send(peer, group)
+        finally:
+            inflight[peer.id] -= 1
+
+    writer._request_put_many = counted
+    try:
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(24 * 1024 * 1024))  # about 20 blocks, 2 MiB per request
+        res = await writer.put_path(src)
+        assert res["min_acks"] >= 3
+        assert len(peak) == 2
+        assert min(peak.values()) >= 3, peak  # several requests at a time per peer
     finally:
         await stop_all(nodes)
 

@@ -32,6 +32,8 @@ Progress = Callable[[int, int], None] | None
 READ_AHEAD = 3
 PLAN_BATCH = 32
 API_THREADS = 4
+# exports that wait on a node's fetch (which commits through the store's own threads)
+_FED_EXPORTS = ThreadPoolExecutor(4, thread_name_prefix="hashmesh-fed-export")
 
 
 class Store:
@@ -102,10 +104,13 @@ class Store:
         await self.close()
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await self._run_in(self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def _run_in(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         if self._closed:
             raise StorageError("the store is closed")
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+        fut = loop.run_in_executor(pool, fn)
         try:
             return await fut
         except asyncio.CancelledError:
@@ -320,21 +325,29 @@ class Store:
         return await self._run(self._get_many_sync, list(ids))
 
     async def get_to_path(
-        self, id: IdLike, dest: str | os.PathLike[str], progress: Progress = None
+        self,
+        id: IdLike,
+        dest: str | os.PathLike[str],
+        progress: Progress = None,
+        ready: export.Ready = None,
     ) -> Path:
-        """Write a file, or a directory tree, to ``dest`` (via a temporary name)."""
+        """Write a file, or a directory tree, to ``dest`` (via a temporary name).
+
+        ``ready``: see :func:`hashmesh.store.export.get_to_path`. Such an export waits
+        on a fetch that commits through this store's threads, so it runs on a thread
+        of its own rather than on one of them."""
         cid = parse_id(id)
         tick = self._threadsafe(progress)
 
         def run() -> Path:
             info = self._stat_sync(cid)
             out = export.get_to_path(
-                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick
+                self._repo.blocks, cid, Path(dest).expanduser(), info.name, info.size, tick, ready
             )
             self._repo.note_access(str(cid))
             return out
 
-        return await self._run(run)
+        return await self._run_in(self._pool if ready is None else _FED_EXPORTS, run)
 
     async def list_dir(self, id: IdLike) -> list[DirEntry]:
         cid = parse_id(id)
@@ -484,20 +497,22 @@ class Store:
         def run() -> list[bytes | None]:
             out: list[bytes | None] = []
             used = 0
+            blocks = self._repo.blocks
             for c in cs:
-                if not self._repo.blocks.has(c):
+                row = blocks.held(c)
+                if row is None:
                     out.append(None)
                     continue
+                if out and used + row.size > budget:
+                    break  # known from the index: the block is not read in vain
                 try:
-                    data = bytes(self._repo.blocks.get(c))
+                    data = bytes(blocks.read(c, row))
                 except IntegrityError:
                     if corrupt is None:
                         raise
                     corrupt.append(c)
                     out.append(None)
                     continue
-                if out and used + len(data) > budget:
-                    break
                 used += len(data)
                 out.append(data)
             return out

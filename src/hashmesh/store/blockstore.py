@@ -33,6 +33,7 @@ from hashmesh.errors import DecodeError, IntegrityError, NotFoundError
 from hashmesh.ids import CODEC_MANIFEST, CODEC_RAW, ContentId, blake3_digest
 from hashmesh.store.capacity import fsync_dir, storage_error
 from hashmesh.store.db import Database
+from hashmesh.store.direct import BlockFiles
 
 SMALL_MAX = 64 * 1024
 _KIND_OF_CODEC = {CODEC_RAW: KIND_RAW, CODEC_MANIFEST: KIND_MANIFEST}
@@ -70,6 +71,7 @@ class BlockStore:
         self._level = level
         self._compress_min = compress_min
         self._local = threading.local()
+        self._files = BlockFiles()
 
     # -- setup ---------------------------------------------------------------
 
@@ -103,9 +105,13 @@ class BlockStore:
         )
         return None if r is None else BlockRow(digest, *r)
 
-    def has(self, cid: ContentId) -> bool:
+    def held(self, cid: ContentId) -> BlockRow | None:
+        """The row of ``cid`` if this block (of this kind) is stored here."""
         r = self.row(cid.digest)
-        return r is not None and r.kind == kind_of(cid)
+        return r if r is not None and r.kind == kind_of(cid) else None
+
+    def has(self, cid: ContentId) -> bool:
+        return self.held(cid) is not None
 
     def stored_form(self, cid: ContentId, row: BlockRow) -> bytes:
         if row.inline:
@@ -119,8 +125,7 @@ class BlockStore:
             return got[0]
         path = self.path_of(cid.digest)
         try:
-            with open(path, "rb", buffering=0) as f:
-                return f.read()
+            return self._files.read(path)
         except FileNotFoundError:
             raise IntegrityError(f"block {cid} is missing from disk", block_id=str(cid)) from None
         except OSError as exc:
@@ -141,17 +146,21 @@ class BlockStore:
     def intact(self, cid: ContentId, row: BlockRow) -> bool:
         """Whether the stored copy of ``cid`` (its ``row``) reads back and verifies."""
         try:
-            self.check(cid, self.stored_form(cid, row))
+            self.read(cid, row)
         except IntegrityError:
             return False
         return True
 
+    def read(self, cid: ContentId, row: BlockRow) -> bytes | memoryview:
+        """The verified plain bytes of ``cid``, stored as ``row`` says."""
+        return self.check(cid, self.stored_form(cid, row))
+
     def get(self, cid: ContentId) -> bytes | memoryview:
         """The verified plain bytes of a block; NotFoundError if it is not stored."""
-        row = self.row(cid.digest)
-        if row is None or row.kind != kind_of(cid):
+        row = self.held(cid)
+        if row is None:
             raise NotFoundError(f"block {cid} is not stored here")
-        return self.check(cid, self.stored_form(cid, row))
+        return self.read(cid, row)
 
     def get_many_small(self, cids: list[ContentId]) -> dict[bytes, bytes | memoryview]:
         """Verified bytes of many blocks in one query; absent ids are left out."""
@@ -202,23 +211,8 @@ class BlockStore:
         """Durably write one large block file (tmp, fsync, rename); the caller fsyncs the dir."""
         final = self.path_of(digest)
         tmp = final.parent / f".{final.name}.{os.getpid()}.{next(_tmp_counter)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            parts = [memoryview(header), memoryview(payload)]
-            while parts:
-                n = os.writev(fd, parts)
-                while parts and n >= len(parts[0]):
-                    n -= len(parts[0])
-                    parts.pop(0)
-                if parts and n:
-                    parts[0] = parts[0][n:]
-            os.fdatasync(fd)
-        except BaseException:
-            os.close(fd)
-            _unlink(tmp)
-            raise
-        os.close(fd)
-        try:
+            self._files.write(tmp, (header, payload))
             os.replace(tmp, final)
         except BaseException:
             _unlink(tmp)

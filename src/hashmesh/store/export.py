@@ -19,26 +19,41 @@ from hashmesh.errors import InvalidArgumentError
 from hashmesh.ids import ContentId
 from hashmesh.store import capacity
 from hashmesh.store.blockstore import BlockStore
-from hashmesh.store.reader import load_manifest, plan, read_piece
+from hashmesh.store.direct import Output
+from hashmesh.store.reader import Piece, load_manifest, plan, read_piece
 
 Progress = Callable[[int, int], None] | None
-READ_AHEAD = 4
+Ready = Callable[[ContentId], "Future[None] | None"] | None
+READ_AHEAD = 8
 # long-lived reader threads (each keeps one read connection per repository)
-_READERS = ThreadPoolExecutor(2, thread_name_prefix="hashmesh-export")
+_READERS = ThreadPoolExecutor(4, thread_name_prefix="hashmesh-export")
+
+
+def _wait(ready: Ready, cid: ContentId) -> None:
+    """Return once ``cid`` is stored; raise the fetch's error if it could not be."""
+    arrival = ready(cid) if ready is not None else None
+    if arrival is not None:
+        arrival.result()
+
+
+def _read_when_ready(blocks: BlockStore, piece: Piece, ready: Ready) -> bytes:
+    _wait(ready, piece.cid)
+    return read_piece(blocks, piece)
 
 
 def _write_file(
-    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
+    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None], ready: Ready
 ) -> None:
-    # One reader thread reads and verifies pieces ahead (BLAKE3 releases the GIL)
-    # while this thread writes; at most READ_AHEAD pieces are in memory.
+    # Reader threads read and verify pieces ahead (BLAKE3 and the disk release the
+    # GIL) while this thread writes; at most READ_AHEAD pieces are in memory.
     # No fsync: an export is a copy (the durable one is in the store), written under a
     # temporary name and renamed into place when complete, like cp or `tahoe get`.
+    _wait(ready, cid)  # a one-chunk file (in a tree) is its chunk
     ahead: deque[Future[bytes | memoryview]] = deque()
     try:
-        with open(dest, "xb") as f:
+        with Output(dest) as f:
             for piece in plan(blocks, cid):
-                ahead.append(_READERS.submit(read_piece, blocks, piece))
+                ahead.append(_READERS.submit(_read_when_ready, blocks, piece, ready))
                 if len(ahead) >= READ_AHEAD:
                     data = ahead.popleft().result()
                     f.write(data)
@@ -57,25 +72,35 @@ def _write_file(
 
 
 def _write_tree(
-    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None]
+    blocks: BlockStore, cid: ContentId, dest: Path, tick: Callable[[int], None], ready: Ready
 ) -> None:
     m = load_manifest(blocks, cid)
     if not isinstance(m, mf.DirManifest):
-        _write_file(blocks, cid, dest, tick)
+        _write_file(blocks, cid, dest, tick, ready)
         return
     dest.mkdir()
     for e in m.entries:
         target = dest / mf.check_name(e.name)
         if e.kind == "dir":
-            _write_tree(blocks, e.cid, target, tick)
+            _write_tree(blocks, e.cid, target, tick, ready)
         else:
-            _write_file(blocks, e.cid, target, tick)
+            _write_file(blocks, e.cid, target, tick, ready)
 
 
 def get_to_path(
-    blocks: BlockStore, cid: ContentId, dest: Path, name: str, size: int, progress: Progress
+    blocks: BlockStore,
+    cid: ContentId,
+    dest: Path,
+    name: str,
+    size: int,
+    progress: Progress,
+    ready: Ready = None,
 ) -> Path:
-    """Write file or tree ``cid`` to ``dest`` (into it, under ``name``, if it is a directory)."""
+    """Write file or tree ``cid`` to ``dest`` (into it, under ``name``, if it is a directory).
+
+    With ``ready`` (a node fetching the chunks meanwhile), each chunk is read once
+    the future ``ready`` gives for it is done (None: already stored); only the
+    manifests need be stored when the export starts."""
     is_dir = cid.is_manifest and isinstance(load_manifest(blocks, cid), mf.DirManifest)
     if dest.is_dir():
         dest = dest / mf.check_name(name or str(cid))
@@ -94,9 +119,9 @@ def get_to_path(
 
     try:
         if is_dir:
-            _write_tree(blocks, cid, tmp, tick)
+            _write_tree(blocks, cid, tmp, tick, ready)
         else:
-            _write_file(blocks, cid, tmp, tick)
+            _write_file(blocks, cid, tmp, tick, ready)
         os.replace(tmp, dest)
     except BaseException as exc:
         if tmp.is_dir():

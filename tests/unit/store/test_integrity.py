@@ -172,3 +172,18 @@ def test_audit_steps_cover_every_block_once_and_find_the_bad_ones(big_env):
         assert steps < 1000
     assert steps > 3 and checked == total
     assert {c.digest for c in found} == bad and len(found) == 2
+
+
+def test_get_blocks_upto_reads_no_block_past_its_budget(big_env):
+    env = big_env
+    info = env.run(env.store.put_bytes(random.Random(3).randbytes(900_000), name="r"))
+    chunks = [c for c in env.run(env.store.dag_blocks(info.id)) if not c.is_manifest]
+    assert len(chunks) >= 3
+    first = bytes(env.run(env.store.get_block(chunks[0])))
+    size1 = len(env.run(env.store.get_block(chunks[1])))
+    _flip(env.path, chunks[1].digest, 0, 1)
+    corrupt: list[ContentId] = []
+    got = env.run(env.store.get_blocks_upto(chunks[:3], len(first), corrupt))
+    assert got == [first] and corrupt == []  # the bad block past the budget was not read
+    got = env.run(env.store.get_blocks_upto(chunks[:3], len(first) + size1, corrupt))
+    assert got[:2] == [first, None] and corrupt == [chunks[1]]
