@@ -107,6 +107,9 @@ class DhtConfig:
     region_cache_ttl: float = 30.0
     disjoint_paths: int = 1
     request_timeout: float = 2.0
+    # A lone get asks its closest known peer alone first; the next alpha join when that
+    # peer answers without the value, fails, or is silent this long (0: alpha at once).
+    get_hedge: float = 0.25
     bucket_refresh_interval: float = 3600.0
     max_failures: int = 3  # consecutive failures before a peer is dropped
     replacement_cache_size: int = 20
@@ -133,6 +136,8 @@ class DhtConfig:
             )
         if self.request_timeout <= 0:
             raise InvalidArgumentError("request_timeout must be positive")
+        if self.get_hedge < 0:
+            raise InvalidArgumentError("get_hedge must not be negative")
         if self.region_cache_ttl < 0:
             raise InvalidArgumentError("region_cache_ttl must not be negative")
         if not 0 <= self.puzzle_difficulty <= 24:

@@ -539,13 +539,23 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
         async def send_all(peer: dht.PeerInfo, idxs: list[int]) -> None:
             todo = deque(idxs)
+            loading = 0  # workers loading a prefix of the ids they took (the rest comes back)
+            wake = asyncio.Event()
 
             async def worker() -> None:
-                while todo:
-                    # a fair share, so the other workers find blocks to send too
-                    share = min(len(todo), 1024, -(-len(todo) // PUSH_WORKERS))
-                    take = [todo.popleft() for _ in range(share)]
-                    datas = await load(take)
+                nonlocal loading
+                while todo or loading:
+                    if not todo:  # wait for what a loading worker puts back, or its end
+                        wake.clear()
+                        await wake.wait()
+                        continue
+                    take = [todo.popleft() for _ in range(min(len(todo), 1024))]
+                    loading += 1
+                    try:
+                        datas = await load(take)
+                    finally:
+                        loading -= 1
+                        wake.set()  # the waiters run after the put-back below
                     todo.extendleft(reversed(take[len(datas) :]))  # past the budget: later
                     items = [
                         (cids[i], d) for i, d in zip(take, datas, strict=False) if d is not None

@@ -14,13 +14,17 @@ Invariants
   answer's entries (it did not fit) is asked again, of the same peer.
 - With ``want_values``, a key is done at the first record that validates for it; a
   record that does not validate counts as that peer failing the key.
-- With ``want_values``, a key starts from its ``alpha`` closest known peers only (most
-  keys are answered by the first of them); at its first miss or failure it gets the
-  ``k`` closest from the routing table as well, as a lone lookup starts with.
+- With ``want_values`` (and ``one_first``), a key first asks one peer only, picked among its ``alpha``
+  closest known peers as the one most other keys of the batch may ask too (so the
+  batch's first round goes to few peers; in a settled network each of them holds
+  the value). At its first miss or failure, or when :meth:`BatchLookup.hedge` is
+  called (the caller's timer for a silent peer), it gets the ``k`` closest from the
+  routing table as well and asks ``alpha`` at once, as a lone lookup does.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 from hashmesh.dht.lookup import Lookup
@@ -52,17 +56,34 @@ class BatchLookup:
         alpha: int,
         exclude: bytes | None,
         want_values: bool,
+        one_first: bool = True,
     ) -> None:
         self.keys = list(keys)
         self.want_values = want_values
         self._k = k
         self._seeds_for = seeds_for
-        first = alpha if want_values else k
-        self.lookups = [
-            Lookup(key, seeds_for(key, first), k=k, alpha=alpha, exclude=exclude)
-            for key in self.keys
-        ]
-        self.narrow = [want_values] * len(self.keys)  # still seeded with alpha peers only
+        if want_values and one_first:
+            near = [seeds_for(key, alpha) for key in self.keys]
+            shared = Counter(p.node_id.value for ps in near for p in ps)
+            self.lookups = [
+                Lookup(
+                    key,
+                    # the closest among the most shared (max keeps the first of equals)
+                    [max(ps, key=lambda p: shared[p.node_id.value])] if ps else [],
+                    k=k,
+                    alpha=alpha,
+                    exclude=exclude,
+                    first=1,
+                )
+                for key, ps in zip(self.keys, near, strict=True)
+            ]
+        else:  # value lookups asking alpha at once start from their alpha closest
+            first = alpha if want_values else k
+            self.lookups = [
+                Lookup(key, seeds_for(key, first), k=k, alpha=alpha, exclude=exclude)
+                for key in self.keys
+            ]
+        self.narrow = [want_values] * len(self.keys)  # not yet seeded with the k closest
         self.records: list[Record | None] = [None] * len(self.keys)
         self.done = [False] * len(self.keys)
         self.remaining = len(self.keys)
@@ -75,6 +96,14 @@ class BatchLookup:
         if self.narrow[i]:
             self.narrow[i] = False
             self.lookups[i].add_seeds(self._seeds_for(self.keys[i], self._k))
+            self.lookups[i].widen()
+
+    def hedge(self) -> list[int]:
+        """Widen every key still waiting on its one first peer; their indices."""
+        out = [i for i in range(len(self.keys)) if self.narrow[i] and not self.done[i]]
+        for i in out:
+            self._widen(i)
+        return out
 
     def finish(self, i: int, record: Record | None = None) -> None:
         if not self.done[i]:

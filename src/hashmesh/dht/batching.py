@@ -10,6 +10,7 @@ region pools that ``put_many`` and republishing choose peers from.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -66,6 +67,7 @@ class BatchCalls:
     _originated: dict[bytes, Record]
     _provided: set[bytes]
     _resp_peers: int
+    _hedges: list[tuple[float, int]]  # (when, op) of gets still asking a first peer
     # (region bits, prefix) -> (expires, peers its last put_many lookup heard of)
     _region_cache: dict[tuple[int, int], tuple[float, list[PeerInfo]]]
 
@@ -215,6 +217,7 @@ class BatchCalls:
             alpha=cfg.alpha if purpose == GET_MANY else cfg.batch_alpha,
             exclude=self.me.node_id.value,
             want_values=purpose == GET_MANY,
+            one_first=cfg.get_hedge > 0,
         )
         if local:
             for i, key in enumerate(batch.keys):
@@ -223,6 +226,8 @@ class BatchCalls:
                     batch.finish(i, rec)
         self._ops[op.op] = op
         self._pump_batch(op, range(len(batch.keys)), now)
+        if purpose == GET_MANY and cfg.get_hedge > 0 and self._ops.get(op.op) is op:
+            heapq.heappush(self._hedges, (now + cfg.get_hedge, op.op))
         return op
 
     def _pump_batch(self, op: Op, indices: Sequence[int] | range, now: float) -> None:

@@ -8,6 +8,9 @@ Invariants
 ----------
 - Not lock-step: each path keeps up to ``alpha`` requests in flight; a slot is
   refilled as soon as one answer or failure comes back.
+- A lookup may start narrower (``first`` < ``alpha`` in flight per path, as a get
+  asks its closest known peer alone first): it widens to ``alpha`` at the first
+  answer or failure, or when the caller calls :meth:`Lookup.widen` (a hedge timer).
 - Only candidates among a path's ``k`` closest non-failed ones are ever queried.
 - A path is finished when its ``k`` closest non-failed candidates have all answered
   (or none is left to ask and nothing is in flight).
@@ -57,6 +60,7 @@ class Lookup:
         "k",
         "messages",
         "target",
+        "width",
     )
 
     def __init__(
@@ -68,11 +72,13 @@ class Lookup:
         alpha: int,
         paths: int = 1,
         exclude: bytes | None = None,
+        first: int | None = None,
     ) -> None:
         self.target = target
         self._t = int.from_bytes(target, "big")
         self.k = k
         self.alpha = alpha
+        self.width = alpha if first is None else max(1, min(first, alpha))
         self._exclude = exclude
         n = max(1, min(paths, len(seeds))) if seeds else 1
         self._paths: list[list[Candidate]] = [[] for _ in range(n)]
@@ -94,9 +100,9 @@ class Lookup:
     def next_queries(self) -> list[PeerInfo]:
         """Peers to query now (marked in flight); counted in :attr:`messages`."""
         out: list[PeerInfo] = []
-        k, alpha = self.k, self.alpha
+        k, width = self.k, self.width
         for p, cands in enumerate(self._paths):
-            room = alpha - self._inflight[p]
+            room = width - self._inflight[p]
             if room <= 0:
                 continue
             live = 0
@@ -124,6 +130,7 @@ class Lookup:
         if c.state == INFLIGHT:
             self._inflight[c.path] -= 1
         c.state = DONE
+        self.width = self.alpha
         depth = c.depth + 1
         added = False
         for peer in peers:
@@ -138,6 +145,15 @@ class Lookup:
         if c.state == INFLIGHT:
             self._inflight[c.path] -= 1
         c.state = FAILED
+        self.width = self.alpha
+
+    @property
+    def narrow(self) -> bool:
+        """Still asking fewer than ``alpha`` peers at once (no answer or failure yet)."""
+        return self.width < self.alpha
+
+    def widen(self) -> None:
+        self.width = self.alpha
 
     def add_seeds(self, peers: Sequence[PeerInfo]) -> None:
         """Depth-1 candidates (from our own table), dealt round-robin to the paths."""

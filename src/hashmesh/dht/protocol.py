@@ -103,6 +103,7 @@ class Protocol(BatchCalls):
         self._ops: dict[int, Op] = {}
         self._pending: dict[int, Rpc] = {}
         self._timers: list[tuple[float, int]] = []
+        self._hedges: list[tuple[float, int]] = []  # (when, op) of gets asking one peer
         self._pinging: set[bytes] = set()
         self._head_ping_due: dict[int, float] = {}  # bucket index -> next head ping allowed
         self._originated: dict[bytes, Record] = {}
@@ -142,6 +143,11 @@ class Protocol(BatchCalls):
         while timers and timers[0][1] not in pending:
             heapq.heappop(timers)
         t = timers[0][0] if timers else float("inf")
+        hedges = self._hedges
+        while hedges and not self._narrow(hedges[0][1]):
+            heapq.heappop(hedges)
+        if hedges:
+            t = min(t, hedges[0][0])
         t = min(t, self._next_maint)
         return None if t == float("inf") else t
 
@@ -190,6 +196,16 @@ class Protocol(BatchCalls):
             rpc = pending.pop(rid, None)
             if rpc is not None:
                 self._on_failure(rpc, now)
+        hedges = self._hedges
+        while hedges and hedges[0][0] <= now:
+            _, oid = heapq.heappop(hedges)
+            if self._narrow(oid):  # its first peer is slow: ask the next ones too
+                op = self._ops[oid]
+                if op.batch is not None:
+                    self._pump_batch(op, op.batch.hedge(), now)
+                elif op.lookup is not None:
+                    op.lookup.widen()
+                    self._pump(op, now)
         if now >= self._next_maint:
             self._maintain(now)
 
@@ -240,7 +256,16 @@ class Protocol(BatchCalls):
             op = self._new_op(GET, public=True)
             self._events.append(ev.GetDone(op.op, local, 0, 0))
             return op.op
-        return self._begin(GET, key, now, public=True).op
+        hedge = self.config.get_hedge
+        if hedge <= 0:
+            return self._begin(GET, key, now, public=True).op
+        # The closest known peer alone first: in a settled network it holds the value,
+        # and one request does what alpha would. Any answer without the value, a
+        # failure, or ``get_hedge`` seconds of silence bring in the next ones.
+        op = self._begin(GET, key, now, public=True, first=1)
+        if op.lookup is not None and op.lookup.narrow and op.op in self._ops:
+            heapq.heappush(self._hedges, (now + hedge, op.op))
+        return op.op
 
     def provide(self, key: bytes, now: float) -> int:
         """Announce ourselves as a provider of ``key`` -> :class:`ProvideDone`."""
@@ -343,6 +368,15 @@ class Protocol(BatchCalls):
 
     # --- operations -----------------------------------------------------------
 
+    def _narrow(self, op_id: int) -> bool:
+        """Whether get ``op_id`` may still wait on a first peer (its hedge matters)."""
+        op = self._ops.get(op_id)
+        if op is None:
+            return False
+        if op.batch is not None:
+            return not op.batch.finished
+        return op.lookup is not None and op.lookup.narrow
+
     def _start(self, now: float) -> None:
         if self._started:
             return
@@ -373,6 +407,7 @@ class Protocol(BatchCalls):
         record: Record | None = None,
         keys: list[bytes] | None = None,
         found: bool = False,
+        first: int | None = None,
     ) -> Op:
         op = self._new_op(purpose, public)
         op.record = record
@@ -385,7 +420,13 @@ class Protocol(BatchCalls):
         rt.touch_bucket(target, now)
         seeds = rt.closest(target, cfg.k * paths if paths > 1 else cfg.k)
         op.lookup = Lookup(
-            target, seeds, k=cfg.k, alpha=cfg.alpha, paths=paths, exclude=self.me.node_id.value
+            target,
+            seeds,
+            k=cfg.k,
+            alpha=cfg.alpha,
+            paths=paths,
+            exclude=self.me.node_id.value,
+            first=first,
         )
         self._ops[op.op] = op
         self._pump(op, now)

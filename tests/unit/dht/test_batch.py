@@ -11,6 +11,7 @@ import random
 import pytest
 from tests.unit.dht.memnet import MemNet
 
+from hashmesh.config import DhtConfig
 from hashmesh.dht import (
     FindMany,
     FoundMany,
@@ -27,6 +28,7 @@ from hashmesh.dht import (
     codec,
     protocol,
 )
+from hashmesh.dht.batch import BatchLookup
 from hashmesh.dht.records import MAX_VALUE_BYTES
 from hashmesh.errors import InvalidArgumentError, RecordError
 from hashmesh.ids import distance
@@ -35,8 +37,8 @@ from hashmesh.ids import distance
 class WireNet(MemNet):
     """A MemNet whose messages go through bytes, counting FindMany and FoundMany sizes."""
 
-    def __init__(self, n: int, seed: int) -> None:
-        super().__init__(n, seed)
+    def __init__(self, n: int, seed: int, config: DhtConfig | None = None) -> None:
+        super().__init__(n, seed, config)
         self.sent: dict[str, int] = {}
         self.largest = 0
 
@@ -165,7 +167,8 @@ def test_empty_batches_finish_at_once() -> None:
 
 
 def test_value_batches_start_narrow_and_widen_on_a_miss() -> None:
-    """get_many asks each key's alpha closest first; a miss or failure brings in k seeds."""
+    """get_many asks each key one of its alpha closest first, preferring a peer other
+    keys may ask too; a miss, failure or hedge brings in k seeds and alpha at once."""
     from hashmesh.dht.batch import BatchLookup
 
     rng = random.Random(42)
@@ -176,20 +179,29 @@ def test_value_batches_start_narrow_and_widen_on_a_miss() -> None:
         asked.append(count)
         return sorted(peers, key=lambda p: distance(p.id, key))[:count]
 
-    keys = [rng.randbytes(32) for _ in range(2)]
+    # keys near one peer share it among their three closest
+    hub = peers[0].id
+    keys = [hub[:2] + rng.randbytes(30) for _ in range(3)]
+    near = [seeds_for(key, 3) for key in keys]
+    asked.clear()
+    shared = set.intersection(*({p.id for p in ps} for ps in near))
+    assert shared
     b = BatchLookup(keys, seeds_for, k=8, alpha=3, exclude=None, want_values=True)
-    assert asked == [3, 3]
-    first = b.next_queries(range(2))
-    assert sum(len(idx) for _, idx in first) == 6  # three peers per key, no more
-    peer = next(q[0] for q in first if 0 in q[1])
+    assert asked == [3, 3, 3]
+    first = b.next_queries(range(3))
+    assert len(first) == 1 and sorted(first[0][1]) == [0, 1, 2]  # one request for all
+    peer = first[0][0]
+    assert peer.id in shared
     b.on_answer(peer.id, [0], FoundMany(1, peer, (), ((None, ()),)), lambda r, k: True)
-    assert asked == [3, 3, 8]  # key 0 missed: widened from the table
+    assert asked == [3, 3, 3, 8]  # key 0 missed: widened from the table
+    assert len(b.next_queries([0])) == 3  # and asks alpha at once now
     b.on_failure(peer.id, [0])  # a second miss or failure does not widen again
-    assert asked == [3, 3, 8]
+    assert asked == [3, 3, 3, 8]
     rec = ValueRecord.of(b"v")
-    other = next(q for q in first if 1 in q[1])[0]
-    b.on_answer(other.id, [1], FoundMany(2, other, (), ((rec, ()),)), lambda r, k: True)
-    assert b.done[1] and b.records[1] == rec and asked == [3, 3, 8]
+    b.on_answer(peer.id, [1], FoundMany(2, peer, (), ((rec, ()),)), lambda r, k: True)
+    assert b.done[1] and b.records[1] == rec and asked == [3, 3, 3, 8]
+    assert b.hedge() == [2]  # key 2 still waits on its first peer: widened
+    assert asked == [3, 3, 3, 8, 8] and b.hedge() == []
 
 
 def _holders(n: MemNet, key: bytes) -> set[bytes]:
@@ -268,3 +280,55 @@ def test_provide_many_announces_in_batches_and_republishes_them() -> None:
     for call in ("provide", "lookup", "get", "find_providers"):
         with pytest.raises(InvalidArgumentError):
             n.call(5, call, b"short")
+
+
+@pytest.mark.parametrize("lone", [False, True])
+def test_gets_ask_one_peer_first_and_fewer_requests_than_alpha_at_once(lone: bool) -> None:
+    """A settled network: each value is at its k closest, so the one first peer a get
+    asks holds it. Asking alpha at once (get_hedge 0) costs more requests for the same
+    records."""
+    sent = {}
+    for hedge in (0.25, 0.0):
+        n = WireNet(30, 38, DhtConfig(k=8, alpha=3, request_timeout=1.0, get_hedge=hedge))
+        n.bootstrap_all()
+        rng = random.Random(39)
+        recs = [ValueRecord.of(rng.randbytes(64)) for _ in range(50)]
+        assert isinstance(n.result(2, n.call(2, "put_many", recs)), PutManyDone)
+        reader = 7
+        before = n.sent.get("FindMany", 0) + n.sent.get("FindValue", 0)
+        if lone:
+            for r in recs:
+                g = n.result(reader, n.call(reader, "get", r.key))
+                assert isinstance(g, GetDone) and g.record == r
+        else:
+            g = n.result(reader, n.call(reader, "get_many", [r.key for r in recs]))
+            assert isinstance(g, GetManyDone) and g.records == recs
+        sent[hedge] = n.sent.get("FindMany", 0) + n.sent.get("FindValue", 0) - before
+    assert sent[0.25] * 2 <= sent[0.0], sent
+
+
+def test_get_many_with_a_silent_first_peer_hedges_to_the_next() -> None:
+    n = WireNet(30, seed=40)
+    n.bootstrap_all()
+    rng = random.Random(41)
+    recs = [ValueRecord.of(rng.randbytes(64)) for _ in range(40)]
+    keys = [r.key for r in recs]
+    assert isinstance(n.result(2, n.call(2, "put_many", recs)), PutManyDone)
+    reader = n.proto(7)
+    plan = BatchLookup(
+        keys,
+        reader.routing_table.closest,
+        k=n.config.k,
+        alpha=n.config.alpha,
+        exclude=reader.me.id,
+        want_values=True,
+    )
+    remote = [i for i, key in enumerate(keys) if reader.records.get(key, n.now) is None]
+    firsts = {p.id for p, _ in plan.next_queries(remote)}
+    assert len(remote) >= 10 and len(firsts) < len(remote) / 2  # keys share first peers
+    n.kill(sorted(firsts)[:2])  # silent: no failure before the request deadline
+    start = n.now
+    g = n.result(7, n.call(7, "get_many", keys), until=n.now + 30)
+    assert isinstance(g, GetManyDone) and g.records == recs
+    # the hedge (0.25 s) brought in the next peers well before the 1 s request deadline
+    assert n.now - start < n.config.request_timeout

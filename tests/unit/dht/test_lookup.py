@@ -31,6 +31,26 @@ def test_not_lock_step_refills_slot_at_once() -> None:
     assert lk.messages == 5
 
 
+def test_a_narrow_start_asks_the_closest_alone_then_widens() -> None:
+    rng = random.Random(11)
+    target = rng.randbytes(32)
+    seeds = sorted(mk(rng, 6), key=lambda p: distance(p.id, target))
+    for settle in ("answer", "failure", "widen"):
+        lk = Lookup(target, list(reversed(seeds)), k=4, alpha=3, first=1)
+        (first,) = lk.next_queries()
+        assert first == seeds[0] and lk.narrow and lk.next_queries() == []
+        if settle == "answer":
+            lk.on_response(first.id, [])
+        elif settle == "failure":
+            lk.on_failure(first.id)
+        else:
+            lk.widen()
+        assert not lk.narrow
+        more = lk.next_queries()
+        assert len(more) == (3 if settle != "widen" else 2)  # alpha in flight from now on
+        assert first not in more
+
+
 def test_finishes_when_k_closest_answered_and_tracks_depth() -> None:
     rng = random.Random(2)
     target = rng.randbytes(32)

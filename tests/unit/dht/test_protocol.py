@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from tests.unit.dht.memnet import MemNet
 
 from hashmesh.config import DhtConfig
@@ -23,7 +24,7 @@ from hashmesh.dht import (
     Value,
     ValueRecord,
 )
-from hashmesh.ids import NodeId
+from hashmesh.ids import NodeId, distance
 
 
 def holders(net: MemNet, key: bytes) -> set[bytes]:
@@ -171,15 +172,51 @@ def test_get_skips_invalid_values() -> None:
     p.bootstrap([a, b], 0.0)
     p.messages_to_send()
     rec = ValueRecord.of(b"real")
+    near, far = sorted((a, b), key=lambda x: distance(x.id, rec.key))
     op = p.get(rec.key, 0.0)
-    reqs = {d.id: m for d, m in p.messages_to_send() if isinstance(m, FindValue)}
-    assert set(reqs) == {a.id, b.id}
-    liar = Value(reqs[a.id].rpc_id, a, ValueRecord(rec.key, b"fake"), ())
-    p.receive(a, liar, 0.5)
+    ((dest, req),) = p.messages_to_send()  # the closest known peer alone first
+    assert dest.id == near.id and isinstance(req, FindValue)
+    liar = Value(req.rpc_id, near, ValueRecord(rec.key, b"fake"), ())
+    p.receive(near, liar, 0.5)
     assert p.next_event() is None
-    p.receive(b, Value(reqs[b.id].rpc_id, b, rec, ()), 0.6)
+    ((dest, req),) = p.messages_to_send()  # the lie counts as a failure: the next one
+    assert dest.id == far.id
+    p.receive(far, Value(req.rpc_id, far, rec, ()), 0.6)
     e = p.next_event()
     assert isinstance(e, GetDone) and e.op == op and e.record == rec
+
+
+def test_a_get_whose_one_peer_is_silent_asks_the_next_after_the_hedge() -> None:
+    p, rng = _solo(k=3)
+    peers = [_peer_in_top_bucket(p, rng, i) for i in range(3)]
+    p.bootstrap(peers, 0.0)
+    p.messages_to_send()
+    rec = ValueRecord.of(b"slow")
+    hedge = p.config.get_hedge
+    assert hedge < p.config.request_timeout
+    p.get(rec.key, 0.0)
+    (first,) = p.messages_to_send()
+    assert p.get_timer() == pytest.approx(hedge)  # before any request's deadline
+    p.handle_timer(hedge / 2)
+    assert p.messages_to_send() == []
+    p.handle_timer(hedge)
+    later = p.messages_to_send()
+    assert len(later) == 2 and first[0].id not in {d.id for d, _ in later}
+    assert all(isinstance(m, FindValue) for _, m in later)
+    (dest, req) = later[0]
+    p.receive(dest, Value(req.rpc_id, dest, rec, ()), hedge + 0.01)
+    e = p.next_event()
+    assert isinstance(e, GetDone) and e.record == rec
+    assert p.get_timer() != pytest.approx(hedge)  # the hedge is spent
+
+
+def test_get_hedge_zero_asks_alpha_at_once() -> None:
+    p, rng = _solo(k=3, get_hedge=0.0)
+    peers = [_peer_in_top_bucket(p, rng, i) for i in range(3)]
+    p.bootstrap(peers, 0.0)
+    p.messages_to_send()
+    p.get(ValueRecord.of(b"x").key, 0.0)
+    assert len(p.messages_to_send()) == 3
 
 
 def test_responses_only_from_the_asked_peer() -> None:
