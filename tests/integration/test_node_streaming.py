@@ -4,6 +4,7 @@ whole file or tree, or nothing."""
 
 import asyncio
 import os
+import threading
 
 import pytest
 from tests.integration.test_node_inprocess import start_net, stop_all
@@ -150,3 +151,27 @@ async def test_cat_streams_before_the_fetch_is_done_and_stops_it_when_closed(
         assert got == data
     finally:
         await stop_all(nodes)
+
+
+async def test_stopping_a_node_during_a_get_ends_the_get_and_waits_for_its_export(
+    tmp_path,
+) -> None:
+    nodes = await start_net(tmp_path, 4)
+    reader = None
+    try:
+        _data, root = await put_large(nodes, tmp_path, 32 * MiB)
+        reader, _missing = await most_lacking(nodes, root)
+        out = tmp_path / "out"
+        out.mkdir()
+        get = asyncio.create_task(reader.get_to_path(str(root), out / "f.bin"))
+        await asyncio.sleep(0.05)  # the export runs while chunks are still fetched
+        await asyncio.wait_for(reader.stop(graceful=False), 60)
+        # the store closed only once no export thread used it any more
+        assert not [t for t in threading.enumerate() if t.name.startswith("hashmesh-fed")]
+        await asyncio.wait_for(asyncio.wait([get]), 60)
+        if get.exception() is not None:  # stopped in time: nothing was left behind
+            assert list(out.iterdir()) == []
+        else:  # it had finished first
+            assert [p.name for p in out.iterdir()] == ["f.bin"]
+    finally:
+        await stop_all([n for n in nodes if n is not reader])

@@ -32,8 +32,7 @@ Progress = Callable[[int, int], None] | None
 READ_AHEAD = 3
 PLAN_BATCH = 32
 API_THREADS = 4
-# exports that wait on a node's fetch (which commits through the store's own threads)
-_FED_EXPORTS = ThreadPoolExecutor(4, thread_name_prefix="hashmesh-fed-export")
+FED_EXPORT_THREADS = 4
 
 
 class Store:
@@ -42,6 +41,8 @@ class Store:
     def __init__(self, repo: Repo) -> None:
         self._repo = repo
         self._pool = ThreadPoolExecutor(API_THREADS, thread_name_prefix="hashmesh-store")
+        # exports that wait on a node's fetch, which commits through ``_pool``
+        self._fed = ThreadPoolExecutor(FED_EXPORT_THREADS, thread_name_prefix="hashmesh-fed")
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -92,7 +93,10 @@ class Store:
         self._closed = True
         # Let operations already running finish (queued ones are dropped) before the
         # database closes: closing a SQLite connection another thread is using can crash.
-        await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+        # (an export waiting on a fetch ends when the fetch does: it stores nothing more
+        # once the store is closed)
+        for pool in (self._pool, self._fed):
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         await asyncio.to_thread(self._repo.close)
 
     async def __aenter__(self) -> Store:
@@ -347,7 +351,7 @@ class Store:
             self._repo.note_access(str(cid))
             return out
 
-        return await self._run_in(self._pool if ready is None else _FED_EXPORTS, run)
+        return await self._run_in(self._pool if ready is None else self._fed, run)
 
     async def list_dir(self, id: IdLike) -> list[DirEntry]:
         cid = parse_id(id)
