@@ -114,31 +114,24 @@ class BlockFiles:
             buf[at : at + len(p)] = p
             at += len(p)
         buf[total:padded] = bytes(padded - total)
-        view = memoryview(buf)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _O_DIRECT, 0o644)
         try:
-            done = 0
-            while done < padded:  # a short write still ends on an aligned offset
-                done += os.pwrite(fd, view[done:padded], done)
+            with memoryview(buf) as view:  # a short write still ends on an aligned offset
+                _write_all(fd, view[:padded], 0)
             if padded != total:
                 os.ftruncate(fd, total)
             os.fdatasync(fd)
         finally:
-            view.release()
             os.close(fd)
 
     @staticmethod
     def _write_buffered(path: os.PathLike[str] | str, parts: Sequence[bytes | memoryview]) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            views = [memoryview(p) for p in parts]
-            while views:
-                n = os.writev(fd, views)
-                while views and n >= len(views[0]):
-                    n -= len(views[0])
-                    views.pop(0)
-                if views and n:
-                    views[0] = views[0][n:]
+            at = 0
+            for p in parts:
+                _write_all(fd, memoryview(p), at)
+                at += len(p)
             os.fdatasync(fd)
         finally:
             os.close(fd)
@@ -154,17 +147,16 @@ class Output:
 
     def __init__(self, path: os.PathLike[str] | str) -> None:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
-        self._direct = False
+        fd = -1
         if _O_DIRECT:
             try:
-                self._fd = os.open(path, flags | _O_DIRECT, 0o644)
-                self._direct = True
+                fd = os.open(path, flags | _O_DIRECT, 0o644)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-        if not self._direct:
-            self._fd = os.open(path, flags, 0o644)
-        self._stage = mmap.mmap(-1, self.STAGE) if self._direct else None
+        # the stage exists only for O_DIRECT: buffered writes go straight to the file
+        self._stage = mmap.mmap(-1, self.STAGE) if fd >= 0 else None
+        self._fd = fd if fd >= 0 else os.open(path, flags, 0o644)
         self._used = 0  # bytes waiting in the stage
         self._at = 0  # file offset of the stage's first byte
 
