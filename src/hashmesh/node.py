@@ -49,7 +49,6 @@ from hashmesh.node_heal import HealMixin
 from hashmesh.node_repair import RepairMixin
 from hashmesh.node_report import ReportMixin
 from hashmesh.peering import (
-    BATCH_BYTES,
     BLOCK_TIMEOUT,
     HEALTH_FAILURES,
     HEALTH_SAMPLE,
@@ -72,7 +71,8 @@ FETCH_SPLIT_MIN = 8  # ... when each would ask for at least this many blocks
 ANNOUNCE_BATCH = 1024  # roots per provide_many
 MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
-PUSH_WORKERS = 4  # concurrent push requests per target peer
+PUSH_WORKERS = 4  # blocks loaded at once for a push, so requests in flight per peer
+LOAD_BYTES = 4 * 1024 * 1024  # blocks one push loader reads at a time (every copy shared)
 
 
 class Node(RepairMixin, HealMixin, ReportMixin):
@@ -499,16 +499,18 @@ class Node(RepairMixin, HealMixin, ReportMixin):
     ) -> list[int]:
         """Send each block to its ``replication`` closest live nodes; acks per block.
 
-        Blocks bound for one peer travel together, packed into PUT_MANY requests up to
-        the frame limit (one durable commit per batch on the receiver), with
-        ``PUSH_WORKERS`` requests in flight per peer. The bytes are read from the local
-        store, or taken from ``given`` (verified ids) when the caller has them. Raises
-        :class:`QuorumError` if any block got fewer than ``write_quorum`` acks.
+        ``PUSH_WORKERS`` loaders each take the next blocks up to ``LOAD_BYTES``, read
+        them once from the local store (or take them from ``given``: verified ids
+        whose bytes the caller has) and send every peer its share in one PUT_MANY
+        (one durable commit on the receiver), to all those peers at once; so each
+        block is read once however many copies it needs, and each peer has up to
+        ``PUSH_WORKERS`` requests in flight. Raises :class:`QuorumError` if any block
+        got fewer than ``write_quorum`` acks.
         """
         assert self.store is not None and self.planner is not None and self.me is not None
         acks = [0] * len(cids)
         wanted = [0] * len(cids)
-        plans: dict[bytes, tuple[dht.PeerInfo, list[int]]] = {}
+        targets: list[list[dht.PeerInfo]] = []
         for i, cid in enumerate(cids):
             self._cids[cid.digest] = cid
             # not queued for repair while this put places it (repair would push the same
@@ -516,59 +518,62 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             self.planner.track(cid.digest, dirty=False)
             holders = await self.holders_for(cid.digest, self.replication)
             wanted[i] = len(holders)
-            for peer in holders:
-                if peer.id == self.me.id:
-                    acks[i] += 1
-                else:
-                    plans.setdefault(peer.id, (peer, []))[1].append(i)
+            acks[i] = sum(1 for p in holders if p.id == self.me.id)
+            targets.append([p for p in holders if p.id != self.me.id])
         store = self.store
 
         async def load(take: list[int]) -> list[bytes | None]:
-            """A prefix of ``take``'s blocks within BATCH_BYTES (at least one)."""
+            """A prefix of ``take``'s blocks within LOAD_BYTES (at least one)."""
             if given is None:
-                return await store.get_blocks_upto([cids[i] for i in take], BATCH_BYTES)
+                return await store.get_blocks_upto([cids[i] for i in take], LOAD_BYTES)
             out: list[bytes | None] = []
             size = 0
             for i in take:
                 data = given[cids[i]]
-                if out and size + len(data) > BATCH_BYTES:
+                if out and size + len(data) > LOAD_BYTES:
                     break
                 out.append(data)
                 size += len(data)
             return out
 
-        async def send_all(peer: dht.PeerInfo, idxs: list[int]) -> None:
-            todo = deque(idxs)
-            loading = 0  # workers loading a prefix of the ids they took (the rest comes back)
-            wake = asyncio.Event()
+        async def push(peer: dht.PeerInfo, idxs: list[int], datas: list[bytes]) -> None:
+            if await self._push_many(
+                peer, [(cids[i], d) for i, d in zip(idxs, datas, strict=True)]
+            ):
+                for i in idxs:
+                    acks[i] += 1
 
-            async def worker() -> None:
-                nonlocal loading
-                while todo or loading:
-                    if not todo:  # wait for what a loading worker puts back, or its end
-                        wake.clear()
-                        await wake.wait()
+        todo = deque(i for i in range(len(cids)) if targets[i])
+        loading = 0  # loaders reading a prefix of the ids they took (the rest comes back)
+        wake = asyncio.Event()
+
+        async def loader() -> None:
+            nonlocal loading
+            while todo or loading:
+                if not todo:  # wait for what a loading worker puts back, or its end
+                    wake.clear()
+                    await wake.wait()
+                    continue
+                take = [todo.popleft() for _ in range(min(len(todo), 1024))]
+                loading += 1
+                try:
+                    datas = await load(take)
+                finally:
+                    loading -= 1
+                    wake.set()  # the waiters run after the put-back below
+                todo.extendleft(reversed(take[len(datas) :]))  # past the budget: later
+                shares: dict[bytes, tuple[dht.PeerInfo, list[int], list[bytes]]] = {}
+                for i, data in zip(take, datas, strict=False):
+                    if data is None:
                         continue
-                    take = [todo.popleft() for _ in range(min(len(todo), 1024))]
-                    loading += 1
-                    try:
-                        datas = await load(take)
-                    finally:
-                        loading -= 1
-                        wake.set()  # the waiters run after the put-back below
-                    todo.extendleft(reversed(take[len(datas) :]))  # past the budget: later
-                    items = [
-                        (cids[i], d) for i, d in zip(take, datas, strict=False) if d is not None
-                    ]
-                    if items and await self._push_many(peer, items):
-                        for i, d in zip(take, datas, strict=False):
-                            if d is not None:
-                                acks[i] += 1
-
-            await asyncio.gather(*(worker() for _ in range(PUSH_WORKERS)))
+                    for peer in targets[i]:
+                        share = shares.setdefault(peer.id, (peer, [], []))
+                        share[1].append(i)
+                        share[2].append(data)
+                await asyncio.gather(*(push(*share) for share in shares.values()))
 
         try:
-            await asyncio.gather(*(send_all(peer, idxs) for peer, idxs in plans.values()))
+            await asyncio.gather(*(loader() for _ in range(PUSH_WORKERS)))
         finally:
             for i, cid in enumerate(cids):
                 if acks[i] < wanted[i]:  # repair completes what this put could not
@@ -946,7 +951,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         try:
             while True:
                 try:
-                    async for piece in self.store.iter_read(root, sent, ready=arrivals.wait_for):
+                    async for piece in self.store.iter_read(root, sent, ready=arrivals):
                         sent += len(piece)
                         yield piece
                     return
@@ -964,9 +969,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         store = self.store
         arrivals, fetch = self._fetch_behind(await self._fetch_manifests(root))
         try:
-            path = await self._healed(
-                lambda: store.get_to_path(root, dest, ready=arrivals.wait_for)
-            )
+            path = await self._healed(lambda: store.get_to_path(root, dest, ready=arrivals))
         finally:
             fetch.cancel()  # a no-op once it is done
             await asyncio.wait([fetch])

@@ -244,6 +244,34 @@ async def test_a_put_keeps_several_pushes_in_flight_per_peer(tmp_path) -> None:
         await stop_all(nodes)
 
 
+async def test_a_put_reads_each_block_once_for_all_its_copies(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 3)  # replication 3: two remote copies of every block
+    writer = nodes[0]
+    loaded: Counter[ContentId] = Counter()
+    get_upto = writer.store.get_blocks_upto
+
+    async def counted(cids, budget, corrupt=None):
+        out = await get_upto(cids, budget, corrupt)
+        for cid, data in zip(cids, out, strict=False):
+            if data is not None:
+                loaded[ContentId.parse(str(cid))] += 1
+        return out
+
+    writer.store.get_blocks_upto = counted
+    try:
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(12 * 1024 * 1024))
+        res = await writer.put_path(src)
+        assert res["min_acks"] >= 3
+        blocks = await writer.store.dag_blocks(ContentId.parse(res["file"]["id"]))
+        assert set(loaded) == set(blocks)
+        assert max(loaded.values()) == 1, loaded  # one read serves both copies
+        for node in nodes[1:]:
+            assert all(await node.store.has_blocks(blocks))
+    finally:
+        await stop_all(nodes)
+
+
 async def test_health_checks_in_a_network_larger_than_k(tmp_path) -> None:
     import asyncio
 

@@ -12,6 +12,7 @@ from tests.integration.test_node_inprocess import start_net, stop_all
 from hashmesh.errors import NotFoundError
 from hashmesh.ids import ContentId
 from hashmesh.node import Node
+from hashmesh.store.reader import plan as plan_pieces
 
 MiB = 1024 * 1024
 
@@ -67,6 +68,35 @@ async def test_get_to_path_of_a_partly_held_file(tmp_path) -> None:
         assert await reader.get_to_path(str(root), dest) == dest
         assert dest.read_bytes() == data
         assert await lacking(reader, root, nodes[0]) == []  # fetched chunks are cached
+    finally:
+        await stop_all(nodes)
+
+
+async def test_get_writes_fetched_chunks_from_the_bytes_in_hand(tmp_path) -> None:
+    nodes = await start_net(tmp_path, 5)
+    try:
+        half = os.urandom(8 * MiB)
+        src = tmp_path / "twice.bin"
+        src.write_bytes(half + half)  # the second half repeats the first half's chunks
+        root = ContentId.parse((await nodes[0].put_path(src))["file"]["id"])
+        reader, missing = await most_lacking(nodes, root)
+        reads: list[ContentId] = []
+        blocks = reader.store._repo.blocks
+        get = blocks.get
+
+        def counted(cid):
+            reads.append(cid)
+            return get(cid)
+
+        blocks.get = counted
+        dest = tmp_path / "out.bin"
+        await reader.get_to_path(str(root), dest)
+        assert dest.read_bytes() == half + half
+        store = nodes[0].store
+        plan = await store._run(lambda: [p.cid for p in plan_pieces(store._repo.blocks, root)])
+        for cid in missing:  # each use after the first reads the stored copy
+            assert reads.count(cid) == plan.count(cid) - 1, cid
+        assert any(plan.count(c) > 1 for c in missing), "no repeated chunk was fetched"
     finally:
         await stop_all(nodes)
 

@@ -244,13 +244,14 @@ class Store:
         id: IdLike,
         offset: int = 0,
         length: int | None = None,
-        ready: Callable[[ContentId], Future[None] | None] | None = None,
+        ready: export.Ready = None,
     ) -> AsyncIterator[bytes]:
         """Stream a file chunk by chunk, reading a few chunks ahead (bounded memory).
 
         ``ready`` (for a node that fetches chunks while this streams) gives for a
-        chunk a future that is done once it is stored, or None if it already is;
-        only the manifests need be stored when the stream starts.
+        chunk a future that is done once it is stored, or None if it already is,
+        and the bytes the fetch handed over; only the manifests need be stored
+        when the stream starts.
         """
         cid = parse_id(id)
         reader.check_range(offset, length)
@@ -278,14 +279,16 @@ class Store:
                         queue.extend(batch)
                     if not queue:
                         break
-                    stored = ready(queue[0].cid) if ready is not None else None
+                    stored = ready.wait_for(queue[0].cid) if ready is not None else None
                     if stored is not None and not stored.done():
                         if inflight:
                             break  # hand out what is read while the chunk arrives
                         await asyncio.wrap_future(stored, loop=loop)
                     elif stored is not None:
                         stored.result()  # raises the fetch's error
-                    inflight.append(self._pool.submit(reader.read_piece, blocks, queue.popleft()))
+                    inflight.append(
+                        self._pool.submit(export.read_when_ready, blocks, queue.popleft(), ready)
+                    )
                 if not inflight:
                     break
                 yield await asyncio.wrap_future(inflight.popleft(), loop=loop)

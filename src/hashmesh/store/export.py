@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 from hashmesh.content import manifest as mf
 from hashmesh.errors import InvalidArgumentError
@@ -23,7 +24,19 @@ from hashmesh.store.direct import Output
 from hashmesh.store.reader import Piece, load_manifest, plan, read_piece
 
 Progress = Callable[[int, int], None] | None
-Ready = Callable[[ContentId], "Future[None] | None"] | None
+
+
+class Fetching(Protocol):
+    """Chunks a node fetches while a reader reads them (:class:`hashmesh.arrivals.Arrivals`)."""
+
+    def wait_for(self, cid: ContentId) -> Future[None] | None:
+        """A future done once ``cid`` is stored (None: it already was)."""
+
+    def take(self, cid: ContentId) -> bytes | None:
+        """The verified bytes of ``cid`` if the fetch handed them over, once."""
+
+
+Ready = Fetching | None
 READ_AHEAD = 8
 # long-lived reader threads (each keeps one read connection per repository)
 _READERS = ThreadPoolExecutor(4, thread_name_prefix="hashmesh-export")
@@ -31,14 +44,16 @@ _READERS = ThreadPoolExecutor(4, thread_name_prefix="hashmesh-export")
 
 def _wait(ready: Ready, cid: ContentId) -> None:
     """Return once ``cid`` is stored; raise the fetch's error if it could not be."""
-    arrival = ready(cid) if ready is not None else None
+    arrival = ready.wait_for(cid) if ready is not None else None
     if arrival is not None:
         arrival.result()
 
 
-def _read_when_ready(blocks: BlockStore, piece: Piece, ready: Ready) -> bytes:
+def read_when_ready(blocks: BlockStore, piece: Piece, ready: Ready) -> bytes:
+    """``piece`` once its chunk is stored: from the bytes the fetch handed over, if
+    it did, else from the store."""
     _wait(ready, piece.cid)
-    return read_piece(blocks, piece)
+    return read_piece(blocks, piece, ready.take(piece.cid) if ready is not None else None)
 
 
 def _write_file(
@@ -53,7 +68,7 @@ def _write_file(
     try:
         with Output(dest) as f:
             for piece in plan(blocks, cid):
-                ahead.append(_READERS.submit(_read_when_ready, blocks, piece, ready))
+                ahead.append(_READERS.submit(read_when_ready, blocks, piece, ready))
                 if len(ahead) >= READ_AHEAD:
                     data = ahead.popleft().result()
                     f.write(data)
@@ -99,8 +114,9 @@ def get_to_path(
     """Write file or tree ``cid`` to ``dest`` (into it, under ``name``, if it is a directory).
 
     With ``ready`` (a node fetching the chunks meanwhile), each chunk is read once
-    the future ``ready`` gives for it is done (None: already stored); only the
-    manifests need be stored when the export starts."""
+    the future ``ready.wait_for`` gives for it is done (None: already stored), from
+    the bytes the fetch handed over if it did; only the manifests need be stored
+    when the export starts."""
     is_dir = cid.is_manifest and isinstance(load_manifest(blocks, cid), mf.DirManifest)
     if dest.is_dir():
         dest = dest / mf.check_name(name or str(cid))

@@ -111,8 +111,11 @@ def _walk(
         i += 1
 
 
-def read_piece(blocks: BlockStore, piece: Piece) -> bytes:
-    data = read_block(blocks, piece.cid)
+def read_piece(blocks: BlockStore, piece: Piece, data: bytes | memoryview | None = None) -> bytes:
+    """The bytes of ``piece``, cut from ``data`` (its chunk's verified bytes) when
+    given, else read from the store."""
+    if data is None:
+        data = read_block(blocks, piece.cid)
     if piece.end > len(data):
         raise IntegrityError(
             f"block {piece.cid} is shorter than its manifest says", block_id=str(piece.cid)
