@@ -68,6 +68,9 @@ FETCH_PARALLEL = 16
 GET_BATCH = 512  # block ids per GET_MANY request
 FETCH_PER_PEER = 4  # GET_MANY requests in flight per holder ...
 FETCH_SPLIT_MIN = 8  # ... when each would ask for at least this many blocks
+STREAM_PARALLEL = 8  # GET_MANY requests in flight when a reader waits on each block ...
+STREAM_BYTES = 2 * 1024 * 1024  # ... each asking for about this many bytes ...
+STREAM_STEP = 2  # ... or this many blocks before the first arrived
 ANNOUNCE_BATCH = 1024  # roots per provide_many
 MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
@@ -701,11 +704,13 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         missing: list[ContentId],
         hand_back: Callable[[ContentId, bytes], None] | None = None,
         early: bool | None = None,
+        in_order: bool = False,
     ) -> int:
         """Fetch ``missing`` (verified, committed as cache); ``hand_back`` gets each
         raw block's bytes once it is stored. ``early`` (by default when every block is
         raw and some caller takes the bytes: a reader's one-block files) hands them
-        back at once and commits them in the background instead."""
+        back at once and commits them in the background instead. ``in_order`` is for a
+        reader waiting on each block in turn: see :meth:`_fetch_in_order`."""
         assert self.me is not None
         sem = asyncio.Semaphore(FETCH_PARALLEL)
         if early is None:
@@ -727,20 +732,23 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             if hand_back is not None and not cid.is_manifest:
                 hand_back(cid, data)
 
-        async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
-            async with sem:
-                await self._get_many_from(peer, cids, each, early)
+        if in_order:
+            await self._fetch_in_order(missing, list(by_peer.values()), each, early)
+        else:
 
-        # batches start in the order of their first block (a stream, as cat, waits
-        # for the blocks in ``missing`` order)
-        starts: list[tuple[int, dht.PeerInfo, list[ContentId]]] = []
-        for peer, idxs in by_peer.values():
-            step = min(GET_BATCH, max(FETCH_SPLIT_MIN, -(-len(idxs) // FETCH_PER_PEER)))
-            for j in range(0, len(idxs), step):
-                part = idxs[j : j + step]
-                starts.append((part[0], peer, [missing[k] for k in part]))
-        starts.sort(key=lambda t: t[0])
-        await asyncio.gather(*(batch(peer, cids) for _, peer, cids in starts))
+            async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
+                async with sem:
+                    await self._get_many_from(peer, cids, each, early)
+
+            # batches start in the order of their first block
+            starts: list[tuple[int, dht.PeerInfo, list[ContentId]]] = []
+            for peer, idxs in by_peer.values():
+                step = min(GET_BATCH, max(FETCH_SPLIT_MIN, -(-len(idxs) // FETCH_PER_PEER)))
+                for j in range(0, len(idxs), step):
+                    part = idxs[j : j + step]
+                    starts.append((part[0], peer, [missing[k] for k in part]))
+            starts.sort(key=lambda t: t[0])
+            await asyncio.gather(*(batch(peer, cids) for _, peer, cids in starts))
 
         async def single(cid: ContentId) -> None:
             async with sem:
@@ -748,6 +756,47 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
         await asyncio.gather(*(single(c) for c in missing if c not in got))
         return len(missing)
+
+    async def _fetch_in_order(
+        self,
+        missing: list[ContentId],
+        plans: list[tuple[dht.PeerInfo, list[int]]],
+        each: Callable[[ContentId, bytes], None],
+        early: bool,
+    ) -> None:
+        """Fetch ``missing`` so that blocks arrive about in order: ``STREAM_PARALLEL``
+        workers each ask for the first block nobody asked for yet, together with the
+        next ones its holder has nearby, about ``STREAM_BYTES`` (by the sizes seen so
+        far; ``STREAM_STEP`` blocks before any arrived). Asking for everything at once
+        instead lands most blocks near the end, and the reader waits meanwhile."""
+        owner: dict[int, int] = {i: p for p, (_, idxs) in enumerate(plans) for i in idxs}
+        queues = [deque(idxs) for _, idxs in plans]
+        order = iter(sorted(owner))
+        seen = [0, 0]  # bytes, blocks
+
+        def counted(cid: ContentId, data: bytes) -> None:
+            seen[0] += len(data)
+            seen[1] += 1
+            each(cid, data)
+
+        async def worker() -> None:
+            for i in order:
+                queue = queues[owner[i]]
+                if not queue or queue[0] != i:
+                    continue  # asked for with an earlier block of its holder
+                step = STREAM_STEP
+                if seen[1]:
+                    step = max(1, min(GET_BATCH, STREAM_BYTES * seen[1] // max(1, seen[0])))
+                # its holder's next blocks, from the stretch of the file where it has
+                # about ``step`` of them (further ones would come far ahead of the reader)
+                reach = i + step * len(plans)
+                take = [queue.popleft()]
+                while queue and len(take) < step and queue[0] <= reach:
+                    take.append(queue.popleft())
+                peer = plans[owner[i]][0]
+                await self._get_many_from(peer, [missing[k] for k in take], counted, early)
+
+        await asyncio.gather(*(worker() for _ in range(STREAM_PARALLEL)))
 
     async def _get_many_from(
         self,
@@ -982,7 +1031,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         chunks it did not store, so the reader never waits on it in vain)."""
         arrivals = Arrivals(chunks)
         fetch = asyncio.get_running_loop().create_task(
-            self._fetch_missing(chunks, arrivals.arrived, early=False)
+            self._fetch_missing(chunks, arrivals.arrived, early=False, in_order=True)
         )
         fetch.add_done_callback(arrivals.ended)
         return arrivals, fetch

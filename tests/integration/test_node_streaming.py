@@ -3,6 +3,7 @@ in the range; cat streams while the missing chunks are fetched; get writes the
 whole file or tree, or nothing."""
 
 import asyncio
+import itertools
 import os
 import threading
 
@@ -97,6 +98,41 @@ async def test_get_writes_fetched_chunks_from_the_bytes_in_hand(tmp_path) -> Non
         for cid in missing:  # each use after the first reads the stored copy
             assert reads.count(cid) == plan.count(cid) - 1, cid
         assert any(plan.count(c) > 1 for c in missing), "no repeated chunk was fetched"
+    finally:
+        await stop_all(nodes)
+
+
+@pytest.mark.parametrize("in_order", [True, False])
+async def test_a_reader_s_fetch_brings_chunks_about_in_file_order(
+    tmp_path, monkeypatch, in_order
+) -> None:
+    import hashmesh.node as node_module
+
+    monkeypatch.setattr(node_module, "STREAM_PARALLEL", 2)
+    nodes = await start_net(tmp_path, 5)
+    try:
+        _data, root = await put_large(nodes, tmp_path, size=64 * MiB)
+        reader, _missing = await most_lacking(nodes, root)
+        chunks = await reader._fetch_manifests(root)  # the missing ones, in file order
+        sizes = dict(zip(chunks, map(len, await nodes[0].store.get_blocks(chunks)), strict=True))
+        waiting = dict.fromkeys(chunks)  # not arrived yet, in file order
+        ahead: list[int] = []
+
+        def arrived(cid: ContentId, data: bytes) -> None:
+            assert len(data) == sizes[cid]
+            # bytes before this chunk still missing: how far ahead of the reader it came
+            ahead.append(sum(sizes[c] for c in itertools.takewhile(lambda c: c != cid, waiting)))
+            del waiting[cid]
+
+        await reader._fetch_missing(chunks, arrived, early=False, in_order=in_order)
+        assert not waiting
+        total = sum(sizes.values())
+        assert total >= 16 * MiB, "the reader lacks too little for the test"
+        window = 2 * (node_module.STREAM_BYTES + 4 * MiB)  # 2 requests, each one chunk over
+        if in_order:
+            assert max(ahead) <= window, (ahead, total)
+        else:  # everything asked at once: blocks land far ahead of the reader
+            assert max(ahead) > window, (ahead, total)
     finally:
         await stop_all(nodes)
 
