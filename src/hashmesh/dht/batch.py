@@ -39,6 +39,7 @@ class BatchLookup:
         "_k",
         "_seeds_for",
         "done",
+        "fresh",
         "keys",
         "lookups",
         "narrow",
@@ -87,6 +88,7 @@ class BatchLookup:
         self.records: list[Record | None] = [None] * len(self.keys)
         self.done = [False] * len(self.keys)
         self.remaining = len(self.keys)
+        self.fresh: list[int] = []  # keys done since :meth:`take_fresh`
 
     @property
     def finished(self) -> bool:
@@ -110,6 +112,12 @@ class BatchLookup:
             self.done[i] = True
             self.records[i] = record
             self.remaining -= 1
+            self.fresh.append(i)
+
+    def take_fresh(self) -> list[int]:
+        """The keys done since the last call, in the order they were done."""
+        out, self.fresh = self.fresh, []
+        return out
 
     def next_queries(self, indices: Iterable[int]) -> list[tuple[PeerInfo, list[int]]]:
         """The requests to send now: (peer, key indices), at most MAX_BATCH_KEYS each.

@@ -88,11 +88,15 @@ class BatchCalls:
         self._start(now)
         return self._begin_batch(LOOKUP_MANY, keys, now).op
 
-    def get_many(self, keys: Sequence[bytes], now: float) -> int:
-        """Find a valid record under each key (local copies first) -> :class:`GetManyDone`."""
+    def get_many(self, keys: Sequence[bytes], now: float, progress: bool = False) -> int:
+        """Find a valid record under each key (local copies first) -> :class:`GetManyDone`.
+
+        With ``progress``, each key is also reported as soon as it is done
+        (:class:`GetManyPart`), so a caller waiting for one key of a merged batch
+        does not wait for the slowest key of the others."""
         check_keys(keys)
         self._start(now)
-        op = self._begin_batch(GET_MANY, keys, now, local=True)
+        op = self._begin_batch(GET_MANY, keys, now, local=True, progress=progress)
         return op.op
 
     def put_many(self, records: Sequence[Record], now: float) -> int:
@@ -202,8 +206,10 @@ class BatchCalls:
         regions: tuple[int, list[int], list[bytes], dict[int, list[PeerInfo]]] | None = None,
         public: bool = True,
         item_keys: list[bytes] | None = None,
+        progress: bool = False,
     ) -> Op:
         op = self._new_op(purpose, public)
+        op.progress = progress
         op.keys = item_keys  # put_many / provide_many: the key of each item
         op.items = list(items)
         op.region_of = region_of or []
@@ -242,8 +248,18 @@ class BatchCalls:
             keys = tuple(batch.keys[i] for i in idx)
             self._request(peer, FindMany(rid, self.me, keys, want), op.op, now)
         op.round_size = len(op.parts)
+        self._report_done_keys(op)
         if batch.finished:
             self._batch_finished(op, now)
+
+    def _report_done_keys(self, op: Op) -> None:
+        """A progress get_many's :class:`GetManyPart` for each key done since the last call."""
+        batch = op.batch
+        if batch is None or not op.progress:
+            return
+        share = op.sent // max(1, len(batch.keys))
+        for i in batch.take_fresh():
+            self._events.append(ev.GetManyPart(op.op, i, batch.records[i], share))
 
     def _on_batch_response(self, op: Op, rpc: Rpc, m: Message | None, now: float) -> None:
         """An answer (``m``) or a failure (``m`` None) of one of a batched call's requests."""
@@ -264,6 +280,7 @@ class BatchCalls:
             batch.on_answer(nid, idx, m, lambda rec, key: self._record_ok(rec, key, now))
         else:
             batch.on_failure(nid, idx)
+        self._report_done_keys(op)
         op.dirty.update(idx)
         # Rounds: the keys' next queries go out together once most of this round's answers
         # are in (so they merge into few requests); a straggler holds up only its own keys.

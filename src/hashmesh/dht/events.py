@@ -74,6 +74,17 @@ class LookupManyDone:
 
 
 @dataclass(frozen=True, slots=True)
+class GetManyPart:
+    """One key of a ``get_many(..., progress=True)`` is done (its record or None);
+    the batch's :class:`GetManyDone` still follows, after every key's part."""
+
+    op: int
+    index: int
+    record: Record | None
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class GetManyDone:
     """The record found under each key (None where none was found), in key order."""
 
@@ -108,6 +119,7 @@ Event = (
     | ProvideDone
     | ProvidersFound
     | LookupManyDone
+    | GetManyPart
     | GetManyDone
     | PutManyDone
     | ProvideManyDone
@@ -118,6 +130,7 @@ __all__ = [
     "Event",
     "GetDone",
     "GetManyDone",
+    "GetManyPart",
     "LookupDone",
     "LookupManyDone",
     "ProvideDone",

@@ -55,6 +55,7 @@ class Op:
         "lookup",
         "op",
         "parts",
+        "progress",
         "public",
         "purpose",
         "record",
@@ -83,6 +84,7 @@ class Op:
         self.region_of: list[int] = []  # put_many: each record's region
         # put_many: (region bits, each region's prefix, a key in it, cached pools by region)
         self.regions: tuple[int, list[int], list[bytes], dict[int, list[PeerInfo]]] | None = None
+        self.progress = False  # get_many: report each key when it is done
         self.sent = 0  # requests sent
         self.dirty: set[int] = set()  # keys answered since the batch last sent queries
         self.round_size = 0  # queries the batch had in flight when it last sent

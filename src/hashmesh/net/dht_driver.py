@@ -192,7 +192,10 @@ class DhtDriver:
             self._waiters[op] = lambda event: _settle(fut, event)
             return
         try:
-            op = getattr(self.protocol, batch_name)(items, now)
+            if kind == "get":  # each caller gets its key as soon as it is done
+                op = self.protocol.get_many(items, now, progress=True)
+            else:
+                op = getattr(self.protocol, batch_name)(items, now)
         except Exception:  # one bad item (a record expired since): each on its own
             for one in group:
                 self._start_group(kind, [one], alone=True)
@@ -201,6 +204,10 @@ class DhtDriver:
             self.merged_calls += len(group)
 
         def deliver(event: Any) -> None:
+            if isinstance(event, dht.GetManyPart):
+                one = dht.GetDone(event.op, event.record, 0, event.messages)
+                _settle(futs[event.index], one)
+                return
             for fut, one in zip(futs, _split(event), strict=True):
                 _settle(fut, one)
 
@@ -281,7 +288,10 @@ class DhtDriver:
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
         while (event := self.protocol.next_event()) is not None:
-            waiter = self._waiters.pop(event.op, None)
+            if isinstance(event, dht.GetManyPart):  # its batch's final event follows
+                waiter = self._waiters.get(event.op)
+            else:
+                waiter = self._waiters.pop(event.op, None)
             if waiter is not None:
                 waiter(event)
         when = self.protocol.get_timer()

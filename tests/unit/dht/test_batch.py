@@ -17,6 +17,7 @@ from hashmesh.dht import (
     FoundMany,
     GetDone,
     GetManyDone,
+    GetManyPart,
     LookupDone,
     LookupManyDone,
     PeerInfo,
@@ -332,3 +333,42 @@ def test_get_many_with_a_silent_first_peer_hedges_to_the_next() -> None:
     assert isinstance(g, GetManyDone) and g.records == recs
     # the hedge (0.25 s) brought in the next peers well before the 1 s request deadline
     assert n.now - start < n.config.request_timeout
+
+
+def test_a_progress_get_many_reports_each_key_before_its_slowest_one() -> None:
+    n = WireNet(30, seed=50)
+    n.bootstrap_all()
+    rng = random.Random(51)
+    recs = [ValueRecord.of(rng.randbytes(64)) for _ in range(40)]
+    keys = [r.key for r in recs]
+    assert isinstance(n.result(2, n.call(2, "put_many", recs)), PutManyDone)
+    reader = n.proto(7)
+    plan = BatchLookup(
+        keys,
+        reader.routing_table.closest,
+        k=n.config.k,
+        alpha=n.config.alpha,
+        exclude=reader.me.id,
+        want_values=True,
+    )
+    remote = [i for i, key in enumerate(keys) if reader.records.get(key, n.now) is None]
+    first = {i: p.id for p, idx in plan.next_queries(remote) for i in idx}
+    silent = sorted(set(first.values()))[0]
+    n.kill([silent])  # its keys wait for the hedge (0.25 s); the others need not
+    slow = {i for i, pid in first.items() if pid == silent}
+    assert slow and len(slow) < len(remote)
+    start = n.now
+    op = reader.get_many(keys, n.now, progress=True)
+    n.pump(reader)
+    n.run(until=start + 0.2)  # before the hedge
+    events = [e for e in n.events[reader.me.id] if e.op == op]
+    assert not any(isinstance(e, GetManyDone) for e in events)
+    early = {e.index: e.record for e in events if isinstance(e, GetManyPart)}
+    assert set(early) == set(range(len(keys))) - slow  # every key but the silent peer's
+    assert all(early[i] == recs[i] for i in early)
+    n.run(until=start + 5)
+    events = [e for e in n.events[reader.me.id] if e.op == op]
+    done = events.pop()
+    assert isinstance(done, GetManyDone) and done.records == recs  # last, after the parts
+    assert sorted(e.index for e in events) == list(range(len(keys)))  # each key once
+    assert all(isinstance(e, GetManyPart) and e.record == recs[e.index] for e in events)
