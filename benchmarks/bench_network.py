@@ -552,29 +552,27 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int, batch: int) -> dict[str
         assert driver is not None
         res["dht_client_table"] = len(driver.protocol.routing_table)
 
-        msgs: dict[str, list[int]] = {"lookup": [], "store": [], "get": []}
         stored: list[bytes] = []
 
         async def lookup(key: bytes) -> None:
             done = await driver.lookup(key, timeout=OP_TIMEOUT)
             if not done.closest:
                 raise HashmeshError("lookup found no nodes")
-            msgs["lookup"].append(done.messages)
 
         async def store(value: bytes) -> None:
             done = await driver.put(dht.ValueRecord.of(value), timeout=OP_TIMEOUT)
             if done.stored_at < 1:
                 raise HashmeshError("store acknowledged by no node")
-            msgs["store"].append(done.messages)
             stored.append(value)
 
         for c in (1, 50):
             # concurrent single calls are merged into batched ones by the driver
             for op, fn, arg in (("lookup", lookup, 32), ("store", store, 100)):
-                merged = driver.merged_calls
+                merged, sent = driver.merged_calls, driver.sent
                 t = await run_concurrent(fn, [rnd.randbytes(arg) for _ in range(n_ops)], c)
                 add_timed(res, f"dht_{op}_c{c}", t)
                 res[f"dht_{op}_c{c}_merged"] = driver.merged_calls - merged
+                res[f"dht_{op}_c{c}_messages_per_op"] = (driver.sent - sent) / n_ops
                 log(f"DHT {op} c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms")
         # Gets from a node that joined after the stores, so it holds no copy (like
         # kademlia's remote get).
@@ -588,17 +586,15 @@ async def dht_rates(net: Devnet, work: Path, n_ops: int, batch: int) -> dict[str
             rec = done.record
             if rec is None or getattr(rec, "value", None) != value:
                 raise HashmeshError("DHT get: missing or wrong value")
-            msgs["get"].append(done.messages)
 
         half = len(stored) // 2
         for c, values in ((1, stored[:half]), (50, stored[half:])):
-            merged = rdriver.merged_calls
+            merged, sent = rdriver.merged_calls, rdriver.sent
             t = await run_concurrent(get, values, c)
             add_timed(res, f"dht_get_c{c}", t)
             res[f"dht_get_c{c}_merged"] = rdriver.merged_calls - merged
+            res[f"dht_get_c{c}_messages_per_op"] = (rdriver.sent - sent) / max(1, len(values))
             log(f"DHT get c{c}: {t.rate():.0f}/s, p50 {t.p(50):.2f} ms, {t.failures} failed")
-        for op, counts in msgs.items():
-            res[f"dht_{op}_messages_per_op"] = sum(counts) / max(1, len(counts))
         res.update(await dht_batched(net, work, client, rnd, max(4, 20 * n_ops // batch), batch))
     finally:
         await stop_nodes(nodes)

@@ -110,9 +110,8 @@ def build_rows(res: dict[str, Any]) -> list[Row]:
                 rows.append(("  p99 latency", g(f"{key}_p99_ms"), "ms", "", None))
                 cpu = g(f"{key}_cpu_ms_per_op")
                 rows.append(("  CPU per op, all our processes", cpu, "ms", "", None))
-        if f"dht_{op}_messages_per_op" in res:
-            v = g(f"dht_{op}_messages_per_op")
-            rows.append((f"  DHT messages per {op}", v, "msgs", "", None))
+                v = g(f"{key}_messages_per_op")
+                rows.append(("  DHT messages the caller sent per op", v, "msgs", "", None))
     for op in ("lookup_many", "put_many", "get_many"):
         key = f"dht_{op}"
         if f"{key}_per_s" in res:
