@@ -308,10 +308,12 @@ def test_gets_ask_one_peer_first_and_fewer_requests_than_alpha_at_once(lone: boo
     assert sent[0.25] * 2 <= sent[0.0], sent
 
 
-def test_get_many_with_a_silent_first_peer_hedges_to_the_next() -> None:
-    n = WireNet(30, seed=40)
+def stored_and_first_peers(seed: int) -> tuple[WireNet, list[ValueRecord], dict[int, bytes]]:
+    """40 records put on a 30-node net; for each key node 7 lacks, the one peer a
+    get_many of them all asks first."""
+    n = WireNet(30, seed=seed)
     n.bootstrap_all()
-    rng = random.Random(41)
+    rng = random.Random(seed + 1)
     recs = [ValueRecord.of(rng.randbytes(64)) for _ in range(40)]
     keys = [r.key for r in recs]
     assert isinstance(n.result(2, n.call(2, "put_many", recs)), PutManyDone)
@@ -325,7 +327,14 @@ def test_get_many_with_a_silent_first_peer_hedges_to_the_next() -> None:
         want_values=True,
     )
     remote = [i for i, key in enumerate(keys) if reader.records.get(key, n.now) is None]
-    firsts = {p.id for p, _ in plan.next_queries(remote)}
+    return n, recs, {i: p.id for p, idx in plan.next_queries(remote) for i in idx}
+
+
+def test_get_many_with_a_silent_first_peer_hedges_to_the_next() -> None:
+    n, recs, first = stored_and_first_peers(40)
+    keys = [r.key for r in recs]
+    remote = list(first)
+    firsts = set(first.values())
     assert len(remote) >= 10 and len(firsts) < len(remote) / 2  # keys share first peers
     n.kill(sorted(firsts)[:2])  # silent: no failure before the request deadline
     start = n.now
@@ -336,23 +345,10 @@ def test_get_many_with_a_silent_first_peer_hedges_to_the_next() -> None:
 
 
 def test_a_progress_get_many_reports_each_key_before_its_slowest_one() -> None:
-    n = WireNet(30, seed=50)
-    n.bootstrap_all()
-    rng = random.Random(51)
-    recs = [ValueRecord.of(rng.randbytes(64)) for _ in range(40)]
+    n, recs, first = stored_and_first_peers(50)
     keys = [r.key for r in recs]
-    assert isinstance(n.result(2, n.call(2, "put_many", recs)), PutManyDone)
     reader = n.proto(7)
-    plan = BatchLookup(
-        keys,
-        reader.routing_table.closest,
-        k=n.config.k,
-        alpha=n.config.alpha,
-        exclude=reader.me.id,
-        want_values=True,
-    )
-    remote = [i for i, key in enumerate(keys) if reader.records.get(key, n.now) is None]
-    first = {i: p.id for p, idx in plan.next_queries(remote) for i in idx}
+    remote = list(first)
     silent = sorted(set(first.values()))[0]
     n.kill([silent])  # its keys wait for the hedge (0.25 s); the others need not
     slow = {i for i, pid in first.items() if pid == silent}
