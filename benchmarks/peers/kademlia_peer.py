@@ -12,7 +12,9 @@ imported into hashmesh's environment. This file plays two parts:
   for each concurrency level (default 1 and 50 operations in flight) runs, from random nodes:
   ``n_ops`` sets of fresh 100-byte values, ``n_ops`` gets of those keys (with 30 nodes and
   k=20, most are local hits), and ``n_ops`` remote gets issued from a node that holds no
-  local copy (one is made by dropping the local copy when every node holds the value).
+  local copy (one is made by dropping the local copy when every node holds the value),
+  and ``n_ops`` node lookups (the library's ``NodeSpiderCrawl``, the k-closest search its
+  ``set`` runs before storing) of fresh keys, from random nodes.
 
 It reports ops/s, p50/p99 latency, failures (timeouts, missing or wrong values) and UDP
 datagrams per operation, and prints one JSON object as the last line of its output.
@@ -44,7 +46,7 @@ NODES = 30
 VALUE_SIZE = 100
 OP_TIMEOUT_S = 10.0  # one set or get
 RUN_TIMEOUT_S = 900.0  # the whole worker process
-OPS = ("set", "get", "remote_get")
+OPS = ("set", "get", "remote_get", "lookup")
 
 
 def _log(msg: str) -> None:
@@ -122,7 +124,10 @@ class _Phase:
 
 
 async def _worker(n_ops: int, n_nodes: int, levels: list[int], seed: int) -> dict[str, Any]:
-    from kademlia.network import Server  # only importable inside the kademlia venv
+    # only importable inside the kademlia venv
+    from kademlia.crawling import NodeSpiderCrawl
+    from kademlia.network import Server
+    from kademlia.node import Node
     from kademlia.utils import digest
 
     rnd = random.Random(seed)
@@ -179,6 +184,13 @@ async def _worker(n_ops: int, n_nodes: int, levels: list[int], seed: int) -> dic
     async def one(op: str, key: str, value: bytes, phase: _Phase, gate: asyncio.Semaphore) -> None:
         async with gate:
             node = rnd.choice(servers)
+            if op == "lookup":  # the k closest nodes of the key, as set finds them
+                target = Node(digest(key))
+                nearest = node.protocol.router.find_neighbors(target)
+                crawl = NodeSpiderCrawl(node.protocol, target, nearest, node.ksize, node.alpha)
+                if not await timed(crawl.find(), phase):
+                    phase.fail("no nodes")
+                return
             if op == "set":
                 if not await timed(node.set(key, value), phase):
                     phase.fail("not stored")
