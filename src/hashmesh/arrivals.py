@@ -8,9 +8,13 @@ chunk it did not store gets the fetch's error (or NotFoundError), so a reader
 never waits on a fetch that is over. The futures are ``concurrent.futures``
 ones: an export thread blocks on them, an async reader wraps them.
 
-The fetch also hands over the verified bytes it just stored, up to a budget of
-bytes not yet taken, so the reader need not read them back from the disk; past
-the budget (a fetch far ahead of its reader) the reader reads the store.
+The fetch also hands over the verified bytes of each chunk, so the reader need
+not read them back from the disk. A chunk handed over once stored is kept while
+the bytes not yet taken fit a budget (past it, a fetch far ahead of its reader,
+the reader reads the store). A chunk handed over *before* its cache commit is
+done (``arrived(..., stored=False)``, then :meth:`Arrivals.stored`) is kept
+whatever the budget until it is both taken and committed (or its commit failed):
+until then the store cannot serve a second read of it.
 """
 
 from __future__ import annotations
@@ -26,41 +30,65 @@ HANDOFF_BYTES = 64 * 1024 * 1024  # fetched bytes held for the reader, not yet t
 
 
 class Arrivals:
-    """One future per chunk still to be stored, and the bytes of chunks just stored."""
+    """One future per chunk still to arrive, and the bytes of chunks that arrived."""
 
     def __init__(self, chunks: list[ContentId], budget: int = HANDOFF_BYTES) -> None:
         self._futures: dict[ContentId, Future[None]] = {c: Future() for c in chunks}
         self._data: dict[ContentId, bytes] = {}
+        self._uncommitted: set[ContentId] = set()  # handed over before their commit
+        self._taken: set[ContentId] = set()  # ... and already taken once
         self._held = 0
         self._budget = budget
         self._lock = threading.Lock()  # take() runs on reader threads
 
     @property
     def held(self) -> int:
-        """Bytes handed over and not taken yet."""
+        """Bytes handed over and not released yet."""
         return self._held
 
-    def arrived(self, cid: ContentId, data: bytes | None = None) -> None:
-        """``cid`` is stored (called by the fetch, on the event loop); ``data`` are its
-        verified bytes, kept for the reader while the budget allows."""
+    def arrived(self, cid: ContentId, data: bytes | None = None, stored: bool = True) -> None:
+        """``cid`` is verified (called by the fetch, on the event loop): stored, or with
+        ``stored`` False only handed over, its commit still running (:meth:`stored`
+        follows); ``data`` are its bytes."""
         fut = self._futures.get(cid)
         if fut is None or fut.done():
             return
         if data is not None:
             with self._lock:
-                if self._held + len(data) <= self._budget:
+                if not stored:
+                    self._uncommitted.add(cid)
+                if not stored or self._held + len(data) <= self._budget:
                     self._data[cid] = data
                     self._held += len(data)
         fut.set_result(None)
 
-    def take(self, cid: ContentId) -> bytes | None:
-        """The bytes of ``cid`` if the fetch handed them over (once: a chunk read
-        again comes from the store); None otherwise."""
+    def stored(self, cids: list[ContentId]) -> None:
+        """The commits of ``cids`` (handed over with ``stored`` False) are over, done or
+        failed: a chunk already taken is released (a later read goes to the store)."""
         with self._lock:
-            data = self._data.pop(cid, None)
-            if data is not None:
-                self._held -= len(data)
+            for cid in cids:
+                if cid in self._uncommitted:
+                    self._uncommitted.discard(cid)
+                    if cid in self._taken:
+                        self._release(cid)
+
+    def _release(self, cid: ContentId) -> bytes | None:
+        data = self._data.pop(cid, None)
+        if data is not None:
+            self._held -= len(data)
+        self._taken.discard(cid)
         return data
+
+    def take(self, cid: ContentId) -> bytes | None:
+        """The bytes of ``cid`` if the fetch handed them over; None otherwise. Once
+        stored, a chunk's bytes are given once (a chunk read again comes from the
+        store); before, every read gets them."""
+        with self._lock:
+            if cid in self._uncommitted:
+                data = self._data.get(cid)
+                self._taken.add(cid)
+                return data
+            return self._release(cid)
 
     def ended(self, fetch: asyncio.Task[int]) -> None:
         """The fetch is over: every chunk it did not store fails with its error."""

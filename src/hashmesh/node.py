@@ -71,6 +71,7 @@ FETCH_SPLIT_MIN = 8  # ... when each would ask for at least this many blocks
 STREAM_PARALLEL = 8  # GET_MANY requests in flight when a reader waits on each block ...
 STREAM_BYTES = 2 * 1024 * 1024  # ... each asking for about this many bytes ...
 STREAM_STEP = 2  # ... or this many blocks before the first arrived
+CACHE_BEHIND_BYTES = 32 * 1024 * 1024  # fetched bytes whose cache commit may lag behind
 ANNOUNCE_BATCH = 1024  # roots per provide_many
 MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
@@ -109,6 +110,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         self._to_announce: dict[bytes, None] = {}  # roots waiting for a provider record
         self._announcer: asyncio.Task[None] | None = None
         self._caching: set[asyncio.Task[None]] = set()  # cache commits no read waits for
+        self._caching_bytes = 0  # ... and the bytes they hold
         self._heals: dict[bytes, asyncio.Task[None]] = {}  # heals under way, by block digest
         self.healed_blocks = 0  # corrupt local blocks replaced with a peer's good copy
         self.audited_bytes = 0  # stored bytes the audit re-verified
@@ -705,11 +707,13 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         hand_back: Callable[[ContentId, bytes], None] | None = None,
         early: bool | None = None,
         in_order: bool = False,
+        stored: Callable[[list[ContentId]], None] | None = None,
     ) -> int:
         """Fetch ``missing`` (verified, committed as cache); ``hand_back`` gets each
         raw block's bytes once it is stored. ``early`` (by default when every block is
         raw and some caller takes the bytes: a reader's one-block files) hands them
-        back at once and commits them in the background instead. ``in_order`` is for a
+        back at once and commits them in the background instead; ``stored`` then
+        learns when each commit is over (done or failed). ``in_order`` is for a
         reader waiting on each block in turn: see :meth:`_fetch_in_order`."""
         assert self.me is not None
         sem = asyncio.Semaphore(FETCH_PARALLEL)
@@ -733,12 +737,12 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                 hand_back(cid, data)
 
         if in_order:
-            await self._fetch_in_order(missing, list(by_peer.values()), each, early)
+            await self._fetch_in_order(missing, list(by_peer.values()), each, early, stored)
         else:
 
             async def batch(peer: dht.PeerInfo, cids: list[ContentId]) -> None:
                 async with sem:
-                    await self._get_many_from(peer, cids, each, early)
+                    await self._get_many_from(peer, cids, each, early, stored)
 
             # batches start in the order of their first block
             starts: list[tuple[int, dht.PeerInfo, list[ContentId]]] = []
@@ -752,7 +756,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
         async def single(cid: ContentId) -> None:
             async with sem:
-                each(cid, await self._fetch_block(cid))
+                each(cid, await self._fetch_block(cid))  # committed before it returns
+                if stored is not None:
+                    stored([cid])
 
         await asyncio.gather(*(single(c) for c in missing if c not in got))
         return len(missing)
@@ -763,6 +769,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         plans: list[tuple[dht.PeerInfo, list[int]]],
         each: Callable[[ContentId, bytes], None],
         early: bool,
+        stored: Callable[[list[ContentId]], None] | None = None,
     ) -> None:
         """Fetch ``missing`` so that blocks arrive about in order: ``STREAM_PARALLEL``
         workers each ask for the first block nobody asked for yet, together with the
@@ -794,7 +801,8 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                 while queue and len(take) < step and queue[0] <= reach:
                     take.append(queue.popleft())
                 peer = plans[owner[i]][0]
-                await self._get_many_from(peer, [missing[k] for k in take], counted, early)
+                cids = [missing[k] for k in take]
+                await self._get_many_from(peer, cids, counted, early, stored)
 
         await asyncio.gather(*(worker() for _ in range(STREAM_PARALLEL)))
 
@@ -804,6 +812,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         cids: list[ContentId],
         each: Callable[[ContentId, bytes], None],
         early: bool = False,
+        stored: Callable[[list[ContentId]], None] | None = None,
     ) -> None:
         """Fetch what ``peer`` holds of ``cids``; ``each`` gets every block verified
         and committed to the local cache.
@@ -811,11 +820,15 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         Each GET_MANY reply covers a prefix of the ids that fits one frame; the
         rest is asked for again until the peer has answered for every id. With
         ``early`` the verified blocks go to ``each`` at once and are committed in
-        the background (a crash before that costs a re-fetch).
+        the background (a crash before that costs a re-fetch), at most
+        ``CACHE_BEHIND_BYTES`` behind the fetch; ``stored`` learns when each
+        commit is over.
         """
         assert self.endpoint is not None
         todo = list(cids)
         while todo:
+            while early and self._caching and self._caching_bytes > CACHE_BEHIND_BYTES:
+                await asyncio.wait(set(self._caching), return_when=asyncio.FIRST_COMPLETED)
             try:
                 reply = await self.endpoint.request(
                     addr(peer), bx.Kind.GET_MANY, bx.encode_have(todo), BLOCK_TIMEOUT
@@ -834,13 +847,15 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                     log.warning("%s (from %s)", exc, peer.node_id.short())
             todo = todo[len(datas) :]
             if good and early:
-                task = asyncio.get_running_loop().create_task(self._cache_later(good))
+                task = asyncio.get_running_loop().create_task(self._cache_later(good, stored))
                 self._caching.add(task)
                 task.add_done_callback(self._caching.discard)
             elif good:
                 await self._cache_blocks(good)
             for cid, data in good:
                 each(cid, data)
+            if good and not early and stored is not None:
+                stored([c for c, _ in good])
 
     async def _cache_blocks(self, good: list[tuple[ContentId, bytes]]) -> None:
         """Commit fetched (verified) blocks as cache; the LRU may release them later."""
@@ -849,13 +864,24 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             self._cids[cid.digest] = cid
             self._remember_cache(cid.digest, len(data))
 
-    async def _cache_later(self, good: list[tuple[ContentId, bytes]]) -> None:
+    async def _cache_later(
+        self,
+        good: list[tuple[ContentId, bytes]],
+        stored: Callable[[list[ContentId]], None] | None = None,
+    ) -> None:
         """:meth:`_cache_blocks` for blocks already handed to their reader: a failure
-        (a full disk) only means they will be fetched again next time."""
+        (a full disk) only means they will be fetched again next time. ``stored``
+        learns when it is over, either way."""
+        size = sum(len(d) for _, d in good)
+        self._caching_bytes += size
         try:
             await self._cache_blocks(good)
         except HashmeshError as exc:
             log.warning("caching %d fetched blocks failed: %s", len(good), exc)
+        finally:
+            self._caching_bytes -= size
+            if stored is not None:
+                stored([c for c, _ in good])
 
     async def _holder_sources(self, cid: ContentId) -> AsyncIterator[list[dht.PeerInfo]]:
         """Candidate holders, cheapest first: placement (table or lookup), then a fresh
@@ -1012,7 +1038,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
     async def get_to_path(self, id: str, dest: str | Path) -> Path:
         """Write a file or tree to ``dest``; the chunks missing here are fetched while
-        the export writes the ones it has (each waits for its chunk's arrival)."""
+        the export writes the ones it has (each waits for its chunk's arrival and is
+        written from the bytes in hand, its cache commit running behind); returns
+        once the output is complete and the fetched chunks are cached."""
         assert self.store is not None
         root = ContentId.parse(id)
         store = self.store
@@ -1022,6 +1050,8 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         finally:
             fetch.cancel()  # a no-op once it is done
             await asyncio.wait([fetch])
+        if self._caching:  # the fetched chunks' cache commits, running behind the fetch
+            await asyncio.wait(set(self._caching))
         await self.trim_cache()
         return path
 
@@ -1031,7 +1061,13 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         chunks it did not store, so the reader never waits on it in vain)."""
         arrivals = Arrivals(chunks)
         fetch = asyncio.get_running_loop().create_task(
-            self._fetch_missing(chunks, arrivals.arrived, early=False, in_order=True)
+            self._fetch_missing(
+                chunks,
+                lambda cid, data: arrivals.arrived(cid, data, stored=False),
+                early=True,  # the reader takes the bytes; their cache commit runs behind
+                in_order=True,
+                stored=arrivals.stored,
+            )
         )
         fetch.add_done_callback(arrivals.ended)
         return arrivals, fetch

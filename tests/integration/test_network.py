@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import ssl
 import subprocess
@@ -186,15 +187,48 @@ def test_repair_restores_replication_after_kill(net: Devnet, tmp_path: Path) -> 
 # ---------------------------------------------------------------------------- 5. resumed get
 
 
+def stall_one_source(net: Devnet, reader: int, ids: list[str]) -> tuple[int, int] | None:
+    """A node to freeze so that ``reader``'s get of ``ids`` stalls on a few blocks.
+
+    The reader asks each missing block of the closest peer in its routing table
+    (its first holder); the node chosen is first for the fewest missing blocks, at
+    least one, while the others serve at least four. Returns (node, blocks it
+    holds up), or None if the missing blocks do not split so.
+    """
+    repo = net.nodes[reader].repo
+    index = {ctl(n.repo, "status")["node_id"]: j for j, n in enumerate(net.nodes)}
+    firsts: dict[int, int] = {}
+    for block, held in zip(ids, ctl(repo, "has_blocks", ids=ids), strict=True):
+        if not held:
+            first = index[ctl(repo, "dht_closest", id=block, count=1)[0]["node_id"]]
+            firsts[first] = firsts.get(first, 0) + 1
+    for node, count in sorted(firsts.items(), key=lambda item: item[1]):
+        if sum(firsts.values()) - count >= 4:
+            return node, count
+    return None
+
+
 def test_interrupted_get_resumes_without_refetching(net: Devnet, tmp_path: Path) -> None:
     reader = net.nodes[READER]
-    for attempt in range(3):  # a get faster than our polling is retried with a new file
+    # One node is frozen (SIGSTOP) during the first get so that it cannot finish:
+    # the blocks the reader asks of it wait for the block timeout while the others
+    # arrive. Without it a get may be over before the polling below sees it start.
+    for attempt in range(3):
         src = tmp_path / f"large{attempt}.bin"
         data = write_random(src, 64 * MiB, seed=50 + attempt)
         root = put(net, WRITER, src)
         ids = block_ids(net, WRITER, root)
-        before = sum(ctl(reader.repo, "has_blocks", ids=ids))
-        out = tmp_path / f"large{attempt}.out"
+        stall = stall_one_source(net, READER, ids)
+        if stall is not None:
+            break
+    else:
+        pytest.fail("3 files' missing blocks all had one first holder")
+    frozen = net.nodes[stall[0]]
+    before = sum(ctl(reader.repo, "has_blocks", ids=ids))
+    out = tmp_path / "large.out"
+    assert frozen.proc is not None
+    frozen.proc.send_signal(signal.SIGSTOP)
+    try:
         getter = subprocess.Popen(
             hashmesh_argv(reader.repo, "get", root, "-o", str(out)),
             stdout=subprocess.DEVNULL,
@@ -203,9 +237,7 @@ def test_interrupted_get_resumes_without_refetching(net: Devnet, tmp_path: Path)
         try:
             # kill -9 the reading node once it has fetched a few blocks
             wait_for(
-                lambda ids=ids, before=before: (
-                    sum(ctl(reader.repo, "has_blocks", ids=ids, timeout=5)) >= before + 4
-                ),
+                lambda: sum(ctl(reader.repo, "has_blocks", ids=ids, timeout=5)) >= before + 4,
                 60,
                 "the reader to fetch its first blocks",
                 interval=0.01,
@@ -213,18 +245,18 @@ def test_interrupted_get_resumes_without_refetching(net: Devnet, tmp_path: Path)
             net.kill(READER)
         finally:
             getter.wait(timeout=60)
-        net.restart(READER, timeout=40)
-        kept = sum(ctl(reader.repo, "has_blocks", ids=ids))
-        if kept < len(ids):
-            break
-    else:
-        pytest.fail("the 64 MiB get finished before the reader could be killed, 3 times")
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    assert not out.exists()  # the get was cut short
+    net.restart(READER, timeout=40)
+    kept = sum(ctl(reader.repo, "has_blocks", ids=ids))
     t0 = time.monotonic()
     cli(reader.repo, "get", root, "-o", str(out))
     second = len(ids) - kept
     first = len(ids) - before
     print(
-        f"\nresume: first get fetched {kept - before} of {first} missing blocks before kill -9; "
+        f"\nresume: node {stall[0]} frozen ({stall[1]} blocks); first get fetched "
+        f"{kept - before} of {first} missing blocks before kill -9; "
         f"second get fetched the other {second} in {time.monotonic() - t0:.2f} s"
     )
     assert out.read_bytes() == data

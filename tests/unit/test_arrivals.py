@@ -62,3 +62,18 @@ async def test_chunks_the_fetch_did_not_store_fail_with_its_error() -> None:
     assert arrivals.wait_for(a).result() is None
     with pytest.raises(NotFoundError, match="no holder answered"):
         arrivals.wait_for(b).result()
+
+
+def test_bytes_handed_over_before_their_commit_stay_until_it_is_over() -> None:
+    a, b = cid(b"a"), cid(b"b")
+    arrivals = Arrivals([a, b], budget=10)
+    arrivals.arrived(a, b"x" * 40, stored=False)  # over the budget: kept all the same
+    assert arrivals.wait_for(a).done() and arrivals.held == 40
+    assert arrivals.take(a) == b"x" * 40
+    assert arrivals.take(a) == b"x" * 40  # not in the store yet: a second read gets them
+    arrivals.stored([a])  # committed, and taken already: released
+    assert arrivals.held == 0 and arrivals.take(a) is None
+    arrivals.arrived(b, b"y" * 40, stored=False)
+    arrivals.stored([b])  # committed before the reader came: given once, as stored ones
+    assert arrivals.take(b) == b"y" * 40
+    assert arrivals.take(b) is None and arrivals.held == 0

@@ -63,7 +63,13 @@ def _write_file(
     # GIL) while this thread writes; at most READ_AHEAD pieces are in memory.
     # No fsync: an export is a copy (the durable one is in the store), written under a
     # temporary name and renamed into place when complete, like cp or `tahoe get`.
-    _wait(ready, cid)  # a one-chunk file (in a tree) is its chunk
+    _wait(ready, cid)  # a one-chunk file (in a tree) is its chunk ...
+    whole = ready.take(cid) if ready is not None and not cid.is_manifest else None
+    if whole is not None:  # ... handed over by the fetch, maybe not yet stored
+        with Output(dest) as f:
+            f.write(whole)
+        tick(len(whole))
+        return
     ahead: deque[Future[bytes | memoryview]] = deque()
     try:
         with Output(dest) as f:
