@@ -289,16 +289,19 @@ class Protocol(BatchCalls):
         return SignedRecord.create(self.me.public_key, salt, seq, exp, value, self.sign)
 
     def leave(self, now: float) -> None:
-        """Hand every live record to the closest peers we know, then go quiet."""
+        """Hand every live record to the closest peers we know (one StoreMany batch per
+        peer), then go quiet."""
         k = self.config.k
         me = self.me.node_id.value
         held = dict(self.records.items(now))
         for key, rec in self._originated.items():
             held.setdefault(key, rec)
+        batches: dict[bytes, tuple[PeerInfo, list[tuple[Record, float]]]] = {}
         for key, rec in held.items():
             ttl = self.records.remaining(key, now) or self.config.record_ttl
             for peer in self.routing_table.closest(key, k, exclude=me):
-                self._out.append((peer, Store(self._rpc_id(), self.me, rec, ttl)))
+                batches.setdefault(peer.node_id.value, (peer, []))[1].append((rec, ttl))
+        self._send_store_many(batches)
         self._left = True
         self._pending.clear()
         self._timers.clear()
@@ -683,7 +686,12 @@ class Protocol(BatchCalls):
             for _, peer in heapq.nsmallest(k, pool, key=lambda e: e[0] ^ t):
                 if peer.node_id.value != me:
                     batches.setdefault(peer.node_id.value, (peer, []))[1].append((rec, ttl))
-        # one StoreMany per peer (split by count and value bytes), not one Store per record
+        self._send_store_many(batches)
+
+    def _send_store_many(
+        self, batches: dict[bytes, tuple[PeerInfo, list[tuple[Record, float]]]]
+    ) -> None:
+        """One StoreMany per peer (split by count and value bytes), not one Store per record."""
         for peer, items in batches.values():
             for run in store_batches(items, lambda item: item[0]):
                 self._out.append((peer, StoreMany(self._rpc_id(), self.me, tuple(run))))

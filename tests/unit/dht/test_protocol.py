@@ -94,6 +94,29 @@ def test_leave_hands_records_to_next_closest() -> None:
     assert leaver.messages_to_send() == [] and leaver.get_timer() is None
 
 
+def test_leave_hands_many_records_over_in_one_batch_per_peer() -> None:
+    net = MemNet(30, seed=31)
+    net.bootstrap_all()
+    leaver = net.proto(0)
+    recs = [ValueRecord.of(b"record %d" % i) for i in range(200)]
+    for rec in recs:
+        leaver.records.put(rec, net.now, 3600.0, received=True)
+    known = len(list(leaver.routing_table.peers()))
+    leaver.leave(net.now)
+    out = leaver.messages_to_send()
+    # one StoreMany per peer, not one Store per record and peer (200 x k of them)
+    assert out and all(isinstance(m, StoreMany) for _, m in out)
+    assert len({p.id for p, _ in out}) == len(out) <= known
+    assert sum(len(m.items) for _, m in out) == len(recs) * net.config.k
+    for dest, msg in out:
+        net._push(net.now + net.delay, "msg", (leaver.me, dest, msg))
+    net.run(until=net.now + 1)  # delivered, then the node is gone
+    net.kill([leaver.me.id])
+    net.run(until=net.now + 5)
+    for rec in recs:
+        assert len(holders(net, rec.key)) >= net.config.k
+
+
 def test_determinism_with_seeds() -> None:
     def run() -> tuple:
         net = MemNet(40, seed=25)
