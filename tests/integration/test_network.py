@@ -248,6 +248,7 @@ def test_interrupted_get_resumes_without_refetching(net: Devnet, tmp_path: Path)
     finally:
         frozen.proc.send_signal(signal.SIGCONT)
     assert not out.exists()  # the get was cut short
+    left = list(tmp_path.glob(".large.out.hashmesh-*.part"))
     net.restart(READER, timeout=40)
     kept = sum(ctl(reader.repo, "has_blocks", ids=ids))
     t0 = time.monotonic()
@@ -257,9 +258,11 @@ def test_interrupted_get_resumes_without_refetching(net: Devnet, tmp_path: Path)
     print(
         f"\nresume: node {stall[0]} frozen ({stall[1]} blocks); first get fetched "
         f"{kept - before} of {first} missing blocks before kill -9; "
-        f"second get fetched the other {second} in {time.monotonic() - t0:.2f} s"
+        f"second get fetched the other {second} in {time.monotonic() - t0:.2f} s; "
+        f"{len(left)} part file(s) left by the killed get, removed"
     )
     assert out.read_bytes() == data
+    assert not list(tmp_path.glob(".large.out.hashmesh-*.part"))  # the killed get's part
     assert kept > before  # blocks fetched before the kill survived the crash
     assert second < first  # so the resumed get fetched fewer
 

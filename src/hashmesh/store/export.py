@@ -7,6 +7,7 @@ half-written file under the requested name.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 from collections import deque
@@ -108,6 +109,34 @@ def _write_tree(
             _write_file(blocks, e.cid, target, tick, ready)
 
 
+_PART_PREFIX = ".{}.hashmesh-"  # + the writing process's id + ".part"
+
+
+def _drop_stale_parts(dest: Path) -> None:
+    """Remove what earlier exports to ``dest`` left when their process died (a node
+    killed mid-get): parts named after a process id that no longer runs. A part of a
+    live process (another export under way, or a reused id) is left alone."""
+    prefix = _PART_PREFIX.format(dest.name)
+    for part in dest.parent.glob(f"{glob.escape(prefix)}*.part"):
+        pid = part.name[len(prefix) : -len(".part")]
+        if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
+            continue
+        if part.is_dir() and not part.is_symlink():
+            shutil.rmtree(part, ignore_errors=True)
+        else:
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
+
+
 def get_to_path(
     blocks: BlockStore,
     cid: ContentId,
@@ -130,7 +159,8 @@ def get_to_path(
         raise InvalidArgumentError(f"{dest} already exists")
     if not dest.parent.is_dir():
         raise InvalidArgumentError(f"no such directory: {dest.parent}")
-    tmp = dest.parent / f".{dest.name}.hashmesh-{os.getpid()}.part"
+    _drop_stale_parts(dest)
+    tmp = dest.parent / f"{_PART_PREFIX.format(dest.name)}{os.getpid()}.part"
     done = 0
 
     def tick(n: int) -> None:

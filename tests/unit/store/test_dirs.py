@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 
@@ -92,3 +93,25 @@ def test_dir_blocks_survive_gc_and_file_export(env, tmp_path):
     assert env.run(env.store.stats()).blocks == 0
     with pytest.raises(NotFoundError):
         env.run(env.store.list_dir(info.id))
+
+
+def test_export_removes_parts_left_by_a_dead_process(env, tmp_path):
+    """A node killed mid-get leaves its part file; the next export to that path
+    removes it (a part of a live process is kept)."""
+    f = tmp_path / "f.txt"
+    f.write_bytes(b"content" * 100)
+    fi = env.run(env.store.put_path(f))
+    gone = subprocess.Popen(["true"])  # once waited for, its id runs no process
+    gone.wait()
+    stale_file = tmp_path / f".copy.hashmesh-{gone.pid}.part"
+    stale_file.write_bytes(b"half written")
+    stale_dir = tmp_path / f".copy.hashmesh-{gone.pid + 1000000}.part"  # a tree's part
+    (stale_dir / "sub").mkdir(parents=True)
+    live = tmp_path / ".copy.hashmesh-1.part"  # process 1 always runs
+    live.write_bytes(b"someone else's")
+    other = tmp_path / f".other.hashmesh-{gone.pid}.part"  # a part for another path
+    other.write_bytes(b"not ours")
+    out = env.run(env.store.get_to_path(fi.id, tmp_path / "copy"))
+    assert out.read_bytes() == b"content" * 100
+    assert not stale_file.exists() and not stale_dir.exists()
+    assert live.exists() and other.exists()
