@@ -180,14 +180,16 @@ class RecordStore:
     or the maintenance timer, costs O(log n) per expired entry instead of O(n) per
     call. Entries are never removed from a heap early; one whose record was
     refreshed, replaced or removed since is skipped when popped, and a heap grown
-    past twice its live entries is rebuilt.
+    past twice the live entries it held when last rebuilt is rebuilt (amortised O(1)).
     """
 
     __slots__ = (
         "_pheap",
+        "_pheap_cap",
         "_providers",
         "_records",
         "_rheap",
+        "_rheap_cap",
         "max_providers_per_key",
         "max_records",
     )
@@ -197,24 +199,27 @@ class RecordStore:
         self._providers: dict[bytes, dict[bytes, ProviderRecord]] = {}
         self._rheap: list[tuple[float, bytes]] = []  # (expires, key)
         self._pheap: list[tuple[float, bytes, bytes]] = []  # (expires, key, provider id)
+        self._rheap_cap = self._pheap_cap = 64  # rebuild past these sizes (then 2 x live)
         self.max_records = max_records
         self.max_providers_per_key = max_providers_per_key
 
     def _due_record(self, key: bytes, expires: float) -> None:
         heapq.heappush(self._rheap, (expires, key))
-        if len(self._rheap) > 2 * len(self._records) + 64:
+        if len(self._rheap) > self._rheap_cap:
             self._rheap = [(h.expires, k) for k, h in self._records.items()]
             heapq.heapify(self._rheap)
+            self._rheap_cap = 2 * len(self._rheap) + 64
 
     def _due_provider(self, rec: ProviderRecord) -> None:
         heapq.heappush(self._pheap, (rec.expires, rec.key, rec.provider.node_id.value))
-        if len(self._pheap) > 2 * sum(map(len, self._providers.values())) + 64:
+        if len(self._pheap) > self._pheap_cap:
             self._pheap = [
                 (r.expires, key, pid)
                 for key, per_key in self._providers.items()
                 for pid, r in per_key.items()
             ]
             heapq.heapify(self._pheap)
+            self._pheap_cap = 2 * len(self._pheap) + 64
 
     def __len__(self) -> int:
         return len(self._records)

@@ -204,3 +204,15 @@ def test_a_full_store_refuses_puts_without_scanning_every_record() -> None:
     # a scan each: 400 million entries visited (seconds); without: tens of ms
     assert time.process_time() - t0 < 0.5
     assert store.expire(2000.0) == n and len(store) == 0
+
+
+def test_renewals_do_not_grow_the_expiry_heaps_without_bound() -> None:
+    store = RecordStore(max_records=10, max_providers_per_key=2)
+    rec = ValueRecord.of(b"renewed")
+    peer = PeerInfo.make(bytes([5]) * 32, "10.0.0.1", 1)
+    for i in range(1000):  # each renewal pushes an entry; the old one goes stale
+        store.put(rec, float(i), 10.0)
+        store.add_provider(ProviderRecord(rec.key, peer, i + 10.0), float(i))
+    assert len(store._rheap) <= 2 * 64 + 64 and len(store._pheap) <= 2 * 64 + 64
+    assert store.expire(1008.0) == 0 and store.get(rec.key, 1008.0) == rec
+    assert store.expire(1009.0) == 2 and len(store) == 0
