@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import socket
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -109,14 +110,18 @@ def _write_tree(
             _write_file(blocks, e.cid, target, tick, ready)
 
 
-_PART_PREFIX = ".{}.hashmesh-"  # + the writing process's id + ".part"
+def _part_prefix(dest: Path) -> str:
+    """The temporary name of an export to ``dest``, up to the writing process's id
+    (then ``.part``); the host name keeps hosts sharing a directory apart."""
+    host = socket.gethostname().replace("/", "_") or "host"
+    return f".{dest.name}.hashmesh-{host}-"
 
 
 def _drop_stale_parts(dest: Path) -> None:
-    """Remove what earlier exports to ``dest`` left when their process died (a node
-    killed mid-get): parts named after a process id that no longer runs. A part of a
-    live process (another export under way, or a reused id) is left alone."""
-    prefix = _PART_PREFIX.format(dest.name)
+    """Remove what earlier exports to ``dest`` on this host left when their process
+    died (a node killed mid-get): parts named after a process id that no longer runs.
+    A part of a live process (another export under way, or a reused id) is left alone."""
+    prefix = _part_prefix(dest)
     for part in dest.parent.glob(f"{glob.escape(prefix)}*.part"):
         pid = part.name[len(prefix) : -len(".part")]
         if not pid.isdigit() or int(pid) == os.getpid() or _alive(int(pid)):
@@ -160,7 +165,7 @@ def get_to_path(
     if not dest.parent.is_dir():
         raise InvalidArgumentError(f"no such directory: {dest.parent}")
     _drop_stale_parts(dest)
-    tmp = dest.parent / f"{_PART_PREFIX.format(dest.name)}{os.getpid()}.part"
+    tmp = dest.parent / f"{_part_prefix(dest)}{os.getpid()}.part"
     done = 0
 
     def tick(n: int) -> None:

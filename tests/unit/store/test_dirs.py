@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 import pytest
@@ -103,15 +104,18 @@ def test_export_removes_parts_left_by_a_dead_process(env, tmp_path):
     fi = env.run(env.store.put_path(f))
     gone = subprocess.Popen(["true"])  # once waited for, its id runs no process
     gone.wait()
-    stale_file = tmp_path / f".copy.hashmesh-{gone.pid}.part"
+    here = socket.gethostname()
+    stale_file = tmp_path / f".copy.hashmesh-{here}-{gone.pid}.part"
     stale_file.write_bytes(b"half written")
-    stale_dir = tmp_path / f".copy.hashmesh-{gone.pid + 1000000}.part"  # a tree's part
+    stale_dir = tmp_path / f".copy.hashmesh-{here}-{gone.pid + 1000000}.part"  # a tree's
     (stale_dir / "sub").mkdir(parents=True)
-    live = tmp_path / ".copy.hashmesh-1.part"  # process 1 always runs
+    live = tmp_path / f".copy.hashmesh-{here}-1.part"  # process 1 always runs
     live.write_bytes(b"someone else's")
-    other = tmp_path / f".other.hashmesh-{gone.pid}.part"  # a part for another path
+    other = tmp_path / f".other.hashmesh-{here}-{gone.pid}.part"  # for another path
     other.write_bytes(b"not ours")
+    elsewhere = tmp_path / f".copy.hashmesh-{here}x-{gone.pid}.part"  # another host's
+    elsewhere.write_bytes(b"theirs")
     out = env.run(env.store.get_to_path(fi.id, tmp_path / "copy"))
     assert out.read_bytes() == b"content" * 100
     assert not stale_file.exists() and not stale_dir.exists()
-    assert live.exists() and other.exists()
+    assert live.exists() and other.exists() and elsewhere.exists()
