@@ -102,7 +102,8 @@ class DhtConfig:
     alpha: int = 3
     # Queries in flight per key in batched lookups (lookup_many, put_many; get_many uses
     # alpha): they share requests, so asking more at once costs few messages, saves rounds.
-    batch_alpha: int = 10
+    # k by default: each key's k closest known peers are asked in the first round.
+    batch_alpha: int = 20
     # put_many skips the lookup of a keyspace region it looked up this recently (0: never)
     region_cache_ttl: float = 30.0
     disjoint_paths: int = 1

