@@ -7,6 +7,7 @@ half-written file under the requested name.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -120,7 +121,8 @@ def _part_prefix(dest: Path) -> str:
 def _drop_stale_parts(dest: Path) -> None:
     """Remove what earlier exports to ``dest`` on this host left when their process
     died (a node killed mid-get): parts named after a process id that no longer runs.
-    A part of a live process (another export under way, or a reused id) is left alone."""
+    A part of a live process (another export under way, or a reused id) is left alone.
+    Best effort: a part that cannot be removed stays, and the export goes on."""
     prefix = _part_prefix(dest)
     for part in dest.parent.glob(f"{glob.escape(prefix)}*.part"):
         pid = part.name[len(prefix) : -len(".part")]
@@ -129,7 +131,8 @@ def _drop_stale_parts(dest: Path) -> None:
         if part.is_dir() and not part.is_symlink():
             shutil.rmtree(part, ignore_errors=True)
         else:
-            part.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

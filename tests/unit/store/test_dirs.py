@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,23 @@ def test_export_removes_parts_left_by_a_dead_process(env, tmp_path):
     assert out.read_bytes() == b"content" * 100
     assert not stale_file.exists() and not stale_dir.exists()
     assert live.exists() and other.exists() and elsewhere.exists()
+
+
+def test_export_goes_on_when_a_stale_part_cannot_be_removed(env, tmp_path, monkeypatch):
+    f = tmp_path / "f.txt"
+    f.write_bytes(b"data" * 10)
+    fi = env.run(env.store.put_path(f))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = tmp_path / f".copy.hashmesh-{socket.gethostname()}-{gone.pid}.part"
+    stale.write_bytes(b"half")
+    real_unlink = Path.unlink
+
+    def refuse(self, missing_ok=False):
+        if self == stale:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    out = env.run(env.store.get_to_path(fi.id, tmp_path / "copy"))
+    assert out.read_bytes() == b"data" * 10 and stale.exists()
