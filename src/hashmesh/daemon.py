@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hashmesh import allocator
 from hashmesh.client import call
 from hashmesh.config import Config, load, parse_duration
 from hashmesh.control import ControlServer, Handler, socket_path
@@ -258,6 +259,7 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     faulthandler.enable()  # a crash in a C extension leaves a trace in the node's log
+    allocator.tune()  # large block buffers are reused, not faulted in anew each time
     if replication is not None and replication < 1:
         raise InvalidArgumentError("--replication must be at least 1")
     repo.mkdir(parents=True, exist_ok=True)
