@@ -58,6 +58,7 @@ from hashmesh.peering import (
     addr,
 )
 from hashmesh.placement import closest_by
+from hashmesh.push_window import PushWindow
 from hashmesh.repair import Planner
 from hashmesh.store.api import Store
 from hashmesh.store.model import DirEntry, FileInfo
@@ -77,6 +78,7 @@ MAX_UNANNOUNCED = 1 << 16  # roots waiting for their provider record
 SMALL_PUT = 256 * 1024  # put_bytes up to this size joins a group commit
 PUSH_WORKERS = 4  # blocks loaded at once for a push, so requests in flight per peer
 LOAD_BYTES = 4 * 1024 * 1024  # blocks one push loader reads at a time (every copy shared)
+PUSH_WINDOW = 64 * 1024 * 1024  # a put's bytes on their way out while its ingest runs
 
 
 class Node(RepairMixin, HealMixin, ReportMixin):
@@ -377,15 +379,47 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
     # ------------------------------------------------------------------ writing
     async def put_path(self, path: str | Path, **meta: Any) -> dict[str, Any]:
-        """Store a file or directory locally, then replicate every block; FileInfo + figures.
+        """Store a file or directory and place every block on its closest nodes;
+        FileInfo + figures.
 
-        (Streaming chunks to holders during the local ingest was tried and measured
-        slower here: the machine is CPU-bound, and it reads and hashes the file twice.)
+        The large blocks travel to their holders while the local ingest still runs
+        (a :class:`PushWindow` of ``PUSH_WINDOW`` bytes, ``PUSH_WORKERS`` pushers with
+        the bytes in hand); after the local commit, whatever is still short of its
+        quorum (small blocks, manifests, blocks the window dropped or a peer
+        refused) is placed from the store. Returns once every block has its quorum.
         """
         assert self.store is not None
-        info = await self.store.put_path(path, **meta)
-        placed = await self.replicate_dag(ContentId.parse(info.id))
-        return {"file": info.to_json(), **placed}
+        window = PushWindow(asyncio.get_running_loop(), PUSH_WINDOW)
+        acks: dict[ContentId, int] = {}
+
+        async def pusher() -> None:
+            try:
+                while batch := await window.take(LOAD_BYTES):
+                    try:
+                        cids = [c for c, _ in batch]
+                        got = await self.replicate_blocks(cids, given=dict(batch), strict=False)
+                        acks.update(zip(cids, got, strict=True))
+                    finally:
+                        window.release(batch)
+            except BaseException:
+                window.close()  # the ingest must not wait on a pusher that is gone
+                raise
+
+        pushers = [asyncio.ensure_future(pusher()) for _ in range(PUSH_WORKERS)]
+        try:
+            info = await self.store.put_path(path, sink=window.offer, **meta)
+        except BaseException:
+            window.close()
+            for task in pushers:
+                task.cancel()
+            await asyncio.wait(pushers)
+            await self._untrack_unless_held(window.offered)
+            raise
+        finally:
+            window.end()
+        await asyncio.gather(*pushers)
+        placed = await self._replicate_roots([ContentId.parse(info.id)], acks)
+        return {"file": info.to_json(), **placed[0]}
 
     async def put_bytes(self, data: bytes, **meta: Any) -> dict[str, Any]:
         assert self.store is not None
@@ -415,17 +449,23 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         placed = await self.replicate_dag(ContentId.parse(info.id))
         return {"file": info.to_json(), **placed}
 
-    async def _replicate_roots(self, roots: list[ContentId]) -> list[dict[str, Any]]:
+    async def _replicate_roots(
+        self, roots: list[ContentId], placed: dict[ContentId, int] | None = None
+    ) -> list[dict[str, Any]]:
         """Place the blocks of every DAG under ``roots`` in one batch and announce the roots.
 
-        Returns ``{"blocks", "min_acks"}`` per root. Raises QuorumError if any block
-        is short (the small-put coalescer then retries each root on its own, so only
-        the puts that really failed report failure).
+        ``placed`` holds the acks of blocks already sent (those with a quorum are
+        not sent again). Returns ``{"blocks", "min_acks"}`` per root. Raises
+        QuorumError if any block is short (the small-put coalescer then retries each
+        root on its own, so only the puts that really failed report failure).
         """
         assert self.store is not None
         dags = [[r] if not r.is_manifest else await self.store.dag_blocks(r) for r in roots]
-        cids = list(dict.fromkeys(c for dag in dags for c in dag))
-        acks = dict(zip(cids, await self.replicate_blocks(cids), strict=True))
+        acks = dict(placed or {})
+        cids = [
+            c for c in dict.fromkeys(c for dag in dags for c in dag) if acks.get(c, 0) < self.quorum
+        ]
+        acks.update(zip(cids, await self.replicate_blocks(cids), strict=True))
         for root in roots:
             self._announce(root)
         return [{"blocks": len(d), "min_acks": min(acks[c] for c in d)} for d in dags]
@@ -440,18 +480,25 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         both must succeed. When the commit fails, repair stops watching the pushed
         blocks not stored here (their holders keep their copies) and its error is
         raised; otherwise a failed push's error (a QuorumError) is."""
-        assert self.store is not None and self.planner is not None
         local, pushed = await asyncio.gather(commit, push, return_exceptions=True)
         if isinstance(local, BaseException):
-            with contextlib.suppress(HashmeshError):
-                for cid, held in zip(cids, await self.store.has_blocks(cids), strict=True):
-                    if not held:
-                        self.planner.untrack(cid.digest)
-                        self._cids.pop(cid.digest, None)
+            await self._untrack_unless_held(cids)
             raise local
         if isinstance(pushed, BaseException):
             raise pushed
         return local, pushed
+
+    async def _untrack_unless_held(self, cids: list[ContentId]) -> None:
+        """After a failed local commit: repair stops watching the pushed blocks that
+        are not stored here (their holders keep their copies)."""
+        assert self.store is not None and self.planner is not None
+        if not cids:
+            return
+        with contextlib.suppress(HashmeshError):
+            for cid, held in zip(cids, await self.store.has_blocks(cids), strict=True):
+                if not held:
+                    self.planner.untrack(cid.digest)
+                    self._cids.pop(cid.digest, None)
 
     async def _push_roots(self, items: list[tuple[ContentId, bytes]]) -> list[dict[str, Any]]:
         """Place one-block files from the bytes in hand (not read back from the store)
@@ -501,6 +548,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         cids: list[ContentId],
         retry: bool = True,
         given: dict[ContentId, bytes] | None = None,
+        strict: bool = True,
     ) -> list[int]:
         """Send each block to its ``replication`` closest live nodes; acks per block.
 
@@ -510,7 +558,8 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         (one durable commit on the receiver), to all those peers at once; so each
         block is read once however many copies it needs, and each peer has up to
         ``PUSH_WORKERS`` requests in flight. Raises :class:`QuorumError` if any block
-        got fewer than ``write_quorum`` acks.
+        got fewer than ``write_quorum`` acks (unless not ``strict``: the caller then
+        reads the short ones off the acks).
         """
         assert self.store is not None and self.planner is not None and self.me is not None
         acks = [0] * len(cids)
@@ -585,8 +634,8 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                     self.planner.track(cid.digest)
         short = sum(1 for a in acks if a < self.quorum)
         if short and retry:  # failed targets are now marked down: place on the next closest
-            return await self.replicate_blocks(cids, retry=False, given=given)
-        if short:
+            return await self.replicate_blocks(cids, retry=False, given=given, strict=strict)
+        if short and strict:
             raise QuorumError(
                 f"{short} of {len(cids)} blocks were acknowledged by fewer than "
                 f"{self.quorum} nodes (replication {self.replication}, "

@@ -22,6 +22,7 @@ from hashmesh.content import manifest as mf
 from hashmesh.errors import IntegrityError, InvalidArgumentError, NotFoundError, StorageError
 from hashmesh.ids import ContentId
 from hashmesh.store import export, index, lifecycle, puts, reader
+from hashmesh.store.ingest import BlockSink
 from hashmesh.store.model import DirEntry, FileInfo, GcReport, Stats, VerifyReport
 from hashmesh.store.repo import Clock, Repo, parse_id
 
@@ -142,10 +143,11 @@ class Store:
         ttl: float | None,
         pin: bool,
         progress: Progress,
+        sink: BlockSink | None,
     ) -> FileInfo:
         meta = puts.Meta.check(tags, description, ttl, pin)
         return await self._run(
-            put, self._repo, Path(path).expanduser(), name, meta, self._threadsafe(progress)
+            put, self._repo, Path(path).expanduser(), name, meta, self._threadsafe(progress), sink
         )
 
     async def put_file(
@@ -158,10 +160,14 @@ class Store:
         ttl: float | None = None,
         pin: bool = False,
         progress: Progress = None,
+        sink: BlockSink | None = None,
     ) -> FileInfo:
-        """Store one file (streamed in bounded memory)."""
+        """Store one file (streamed in bounded memory).
+
+        ``sink`` (optional) gets the id and bytes of each new large block as it is
+        hashed, in the store's thread (see :mod:`hashmesh.store.ingest`)."""
         return await self._put_tree(
-            puts.put_file, path, name, tags, description, ttl, pin, progress
+            puts.put_file, path, name, tags, description, ttl, pin, progress, sink
         )
 
     async def put_dir(
@@ -174,9 +180,13 @@ class Store:
         ttl: float | None = None,
         pin: bool = False,
         progress: Progress = None,
+        sink: BlockSink | None = None,
     ) -> FileInfo:
-        """Store a directory tree as a directory manifest of named entries."""
-        return await self._put_tree(puts.put_dir, path, name, tags, description, ttl, pin, progress)
+        """Store a directory tree as a directory manifest of named entries (``sink``:
+        as for :meth:`put_file`)."""
+        return await self._put_tree(
+            puts.put_dir, path, name, tags, description, ttl, pin, progress, sink
+        )
 
     async def put_path(self, path: str | os.PathLike[str], **kwargs: Any) -> FileInfo:
         p = Path(path).expanduser()

@@ -8,6 +8,10 @@ GIL). :meth:`Ingest.seal` waits for every write and fsyncs the touched
 directories; only then may the caller commit the transaction that names them.
 On any failure :meth:`Ingest.abort` removes the block files this put created
 that no committed row names, so a failed put leaves nothing behind.
+
+An ingest may also hand each new large block's id and bytes to a ``sink`` as it
+is hashed (a node sends them to their holders while the put goes on); the sink
+runs in the ingest's thread and may block it (backpressure).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from hashmesh.store.capacity import disk_full_error, exceeded, fsync_dir, is_dis
 MAX_IN_FLIGHT = 4
 SMALL_BUFFER = 32 * 1024 * 1024
 
+BlockSink = Callable[[ContentId, bytes], None]
+
 
 @dataclass
 class FileRefs:
@@ -46,8 +52,10 @@ class Ingest:
         pool: ThreadPoolExecutor,
         budget: int,
         flush_small: Callable[[list[tuple]], None] | None = None,
+        sink: BlockSink | None = None,
     ) -> None:
         self.blocks = blocks
+        self._sink = sink
         self._pool = pool
         self._budget = budget
         self._flush_small = flush_small
@@ -96,6 +104,8 @@ class Ingest:
         if not isinstance(plain, bytes):
             plain = bytes(plain)
         self._inflight.append(self._pool.submit(self._write, digest, plain, kind))
+        if self._sink is not None:
+            self._sink(cid, plain)
         return cid
 
     def _write(self, digest: bytes, plain: bytes, kind: int) -> tuple:

@@ -20,7 +20,7 @@ from hashmesh.content.mediatype import DIRECTORY, detect
 from hashmesh.errors import InvalidArgumentError, NotFoundError
 from hashmesh.ids import ContentId
 from hashmesh.store import capacity, index
-from hashmesh.store.ingest import FileRefs, Ingest
+from hashmesh.store.ingest import BlockSink, FileRefs, Ingest
 from hashmesh.store.model import FileInfo
 from hashmesh.store.repo import Repo
 
@@ -149,13 +149,21 @@ def _stat(path: Path) -> os.stat_result:
         raise capacity.storage_error(PermissionError(), f"read {path}") from None
 
 
-def put_file(repo: Repo, path: Path, name: str | None, meta: Meta, progress: Progress) -> FileInfo:
+def put_file(
+    repo: Repo,
+    path: Path,
+    name: str | None,
+    meta: Meta,
+    progress: Progress,
+    sink: BlockSink | None = None,
+) -> FileInfo:
     st = _stat(path)
     if stat_mod.S_ISDIR(st.st_mode):
         raise InvalidArgumentError(f"{path} is a directory (use put_dir)")
     name = name if name is not None else path.name
     with repo.lock():
-        ing = repo.ingest(repo.budget(capacity.estimate_need(st.st_size, repo.config.chunk_min)))
+        need = capacity.estimate_need(st.st_size, repo.config.chunk_min)
+        ing = repo.ingest(repo.budget(need), sink)
         with repo.guarded(ing, f"store {path}"):
             chunks, size = _file_chunks(repo, path)
             refs = FileRefs()
@@ -245,7 +253,14 @@ def _put_tree(
     return ing.add(mf.encode(dm), KIND_MANIFEST, refs), dm.size
 
 
-def put_dir(repo: Repo, path: Path, name: str | None, meta: Meta, progress: Progress) -> FileInfo:
+def put_dir(
+    repo: Repo,
+    path: Path,
+    name: str | None,
+    meta: Meta,
+    progress: Progress,
+    sink: BlockSink | None = None,
+) -> FileInfo:
     st = _stat(path)
     if not stat_mod.S_ISDIR(st.st_mode):
         raise InvalidArgumentError(f"{path} is not a directory")
@@ -253,7 +268,7 @@ def put_dir(repo: Repo, path: Path, name: str | None, meta: Meta, progress: Prog
     total, nfiles = _scan(path)
     with repo.lock():
         need = capacity.estimate_need(total, repo.config.chunk_min, nfiles + 1)
-        ing = repo.ingest(repo.budget(need))
+        ing = repo.ingest(repo.budget(need), sink)
         with repo.guarded(ing, f"store {path}"):
             refs = FileRefs()
             cid, size = _put_tree(repo, ing, path, refs, _Counter(total, progress))

@@ -41,7 +41,7 @@ from hashmesh.ids import CODEC_MANIFEST, CODEC_RAW, ContentId
 from hashmesh.store import capacity, index
 from hashmesh.store.blockstore import BlockStore
 from hashmesh.store.db import Database
-from hashmesh.store.ingest import FileRefs, Ingest
+from hashmesh.store.ingest import BlockSink, FileRefs, Ingest
 from hashmesh.store.model import FileInfo
 
 INDEX_FILE = "index.sqlite"
@@ -200,8 +200,8 @@ class Repo:
             raise capacity.exceeded(need, free)
         return free
 
-    def ingest(self, budget: int) -> Ingest:
-        return Ingest(self.blocks, self.writers, budget, self._flush_small)
+    def ingest(self, budget: int, sink: BlockSink | None = None) -> Ingest:
+        return Ingest(self.blocks, self.writers, budget, self._flush_small, sink)
 
     def _flush_small(self, rows: list[tuple]) -> None:
         with self.db.transaction() as conn:
