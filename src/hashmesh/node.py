@@ -57,7 +57,7 @@ from hashmesh.peering import (
     PeerHealth,
     addr,
 )
-from hashmesh.placement import closest_by
+from hashmesh.placement import closest_by, nearest, ranked
 from hashmesh.push_window import PushWindow
 from hashmesh.repair import Planner
 from hashmesh.store.api import Store
@@ -309,15 +309,31 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         node it has heard of, so the table answers without a lookup; otherwise an
         iterative DHT lookup finds the closest nodes.
         """
+        return (await self.holders_many([key], count))[0]
+
+    async def holders_many(self, keys: list[bytes], count: int) -> list[list[dht.PeerInfo]]:
+        """:meth:`holders_for` of each key; from the table, the candidates are
+        prepared once for all keys (no task, no lookup each), otherwise up to
+        ``FETCH_PARALLEL`` lookups run at once."""
         assert self.driver is not None and self.me is not None
         table = self.driver.protocol.routing_table
         if len(table) < self.config.dht.k:
-            found = list(table.peers())
-        else:
-            found = (await self.driver.lookup(key)).closest
+            cands = self._placeable([self.me, *table.peers()])
+            return [nearest(key, cands, count) for key in keys]
+        sem = asyncio.Semaphore(FETCH_PARALLEL)
+
+        async def one(key: bytes) -> list[dht.PeerInfo]:
+            assert self.driver is not None and self.me is not None
+            async with sem:
+                found = (await self.driver.lookup(key)).closest
+            return nearest(key, self._placeable([self.me, *found]), count)
+
+        return list(await asyncio.gather(*map(one, keys)))
+
+    def _placeable(self, peers: list[dht.PeerInfo]) -> list[tuple[int, dht.PeerInfo]]:
+        """``peers`` without those failing their health checks, ready for ``nearest``."""
         down = {k for k, h in self._health.items() if h.failures >= HEALTH_FAILURES}
-        candidates = [p for p in [self.me, *found] if p.id not in down]
-        return closest_by(key, candidates, lambda p: p.id, count)
+        return ranked((p for p in peers if p.id not in down), lambda p: p.id)
 
     # ------------------------------------------------------------------ serving
     def _on_message(self, peer: PeerIdentity, kind: int, body: bytes) -> bool:
@@ -565,12 +581,12 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         acks = [0] * len(cids)
         wanted = [0] * len(cids)
         targets: list[list[dht.PeerInfo]] = []
-        for i, cid in enumerate(cids):
+        placements = await self.holders_many([c.digest for c in cids], self.replication)
+        for i, (cid, holders) in enumerate(zip(cids, placements, strict=True)):
             self._cids[cid.digest] = cid
             # not queued for repair while this put places it (repair would push the same
             # blocks again, racing the put); queued below if placement falls short
             self.planner.track(cid.digest, dirty=False)
-            holders = await self.holders_for(cid.digest, self.replication)
             wanted[i] = len(holders)
             acks[i] = sum(1 for p in holders if p.id == self.me.id)
             targets.append([p for p in holders if p.id != self.me.id])
@@ -769,12 +785,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         if early is None:
             early = hand_back is not None and not any(c.is_manifest for c in missing)
 
-        async def place(cid: ContentId) -> list[dht.PeerInfo]:
-            async with sem:  # a lookup each in large networks; none in small ones
-                return await self.holders_for(cid.digest, self.replication)
-
         by_peer: dict[bytes, tuple[dht.PeerInfo, list[int]]] = {}
-        for i, holders in enumerate(await asyncio.gather(*map(place, missing))):
+        placements = await self.holders_many([c.digest for c in missing], self.replication)
+        for i, holders in enumerate(placements):
             peer = next((p for p in holders if p.id != self.me.id), None)
             if peer is not None:
                 by_peer.setdefault(peer.id, (peer, []))[1].append(i)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from hashmesh.placement import closest
+from hashmesh.placement import nearest, ranked
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,15 @@ class Replicate:
 class Planner:
     """Tracks the keys one node holds, their known holders and the live set."""
 
-    __slots__ = ("_dirty", "_holders", "_live", "_node_keys", "me", "replication")
+    __slots__ = (
+        "_dirty",
+        "_holders",
+        "_live",
+        "_live_ranked",
+        "_node_keys",
+        "me",
+        "replication",
+    )
 
     def __init__(self, me: bytes, replication: int) -> None:
         self.me = me
@@ -47,6 +55,13 @@ class Planner:
         self._holders: dict[bytes, set[bytes]] = {}
         self._node_keys: dict[bytes, set[bytes]] = {}
         self._dirty: set[bytes] = set()
+        self._live_ranked: list[tuple[int, bytes]] | None = None  # _live, ready for nearest
+
+    def _targets(self, key: bytes) -> list[bytes]:
+        """The ``replication`` live nodes closest to ``key``."""
+        if self._live_ranked is None:
+            self._live_ranked = ranked(self._live, lambda n: n)
+        return nearest(key, self._live_ranked, self.replication)
 
     # --- inputs -------------------------------------------------------------
     def track(self, key: bytes, holders: Iterable[bytes] = (), *, dirty: bool = True) -> None:
@@ -78,21 +93,21 @@ class Planner:
     def node_down(self, node: bytes) -> None:
         if node == self.me or node not in self._live:
             return
-        self._live.discard(node)
         self._dirty.update(self._node_keys.get(node, ()))
-        # keys where the dead node was a target but not a holder
+        # keys where the dead node was a target but not a holder (still counted live here)
         for key in self._holders:
-            if key not in self._dirty and node in closest(
-                key, [*self._live, node], self.replication
-            ):
+            if key not in self._dirty and node in self._targets(key):
                 self._dirty.add(key)
+        self._live.discard(node)
+        self._live_ranked = None
 
     def node_up(self, node: bytes) -> None:
         if node in self._live:
             return
         self._live.add(node)
+        self._live_ranked = None
         for key in self._holders:
-            if node in closest(key, self._live, self.replication):
+            if node in self._targets(key):
                 self._dirty.add(key)
 
     def set_live(self, nodes: Iterable[bytes]) -> None:
@@ -121,14 +136,12 @@ class Planner:
         if not held:
             return []
         live_holders = held & self._live
-        leader = closest(key, live_holders, 1)
-        if leader != [self.me]:
+        if not live_holders:
             return []
-        return [
-            Replicate(key, t)
-            for t in closest(key, self._live, self.replication)
-            if t not in live_holders
-        ]
+        k = int.from_bytes(key, "big")
+        if min(live_holders, key=lambda n: int.from_bytes(n, "big") ^ k) != self.me:
+            return []  # the closest live holder acts, not this node
+        return [Replicate(key, t) for t in self._targets(key) if t not in live_holders]
 
     def under_replicated(self) -> int:
         """Keys known to have fewer live holders than the replication factor."""

@@ -3,7 +3,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hashmesh.placement import closest, closest_by
+from hashmesh.ids import distance
+from hashmesh.placement import closest, closest_by, nearest, ranked
 from hashmesh.repair import Planner, Replicate
 
 
@@ -18,6 +19,18 @@ def test_closest_orders_by_xor() -> None:
     assert closest(key, [c, b, a, a], 2) == [a, b]
     items = [("c", c), ("b", b), ("a", a), ("a2", a)]
     assert closest_by(key, items, lambda it: it[1], 2) == [("a", a), ("b", b)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(min_size=32, max_size=32),
+    st.lists(st.binary(min_size=32, max_size=32), max_size=30),
+    st.integers(min_value=0, max_value=10),
+)
+def test_nearest_matches_sorting_by_distance(key: bytes, nodes: list[bytes], count: int) -> None:
+    want = sorted(set(nodes), key=lambda n: distance(n, key))[:count]
+    assert nearest(key, ranked(nodes, lambda n: n), count) == want
+    assert closest(key, nodes, count) == want
 
 
 def test_death_of_a_holder_makes_only_the_leader_act() -> None:
