@@ -417,6 +417,9 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                         acks.update(zip(cids, got, strict=True))
                     finally:
                         window.release(batch)
+            except (HashmeshError, TimeoutError) as exc:  # e.g. a lookup in a large network
+                log.info("pushing during the ingest stopped (%s); the rest follows it", exc)
+                window.close()
             except BaseException:
                 window.close()  # the ingest must not wait on a pusher that is gone
                 raise
@@ -433,7 +436,11 @@ class Node(RepairMixin, HealMixin, ReportMixin):
             raise
         finally:
             window.end()
-        await asyncio.gather(*pushers)
+        try:
+            await asyncio.gather(*pushers)
+        finally:
+            for task in pushers:  # left running only if one of them raised
+                task.cancel()
         placed = await self._replicate_roots([ContentId.parse(info.id)], acks)
         return {"file": info.to_json(), **placed[0]}
 

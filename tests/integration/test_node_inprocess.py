@@ -10,7 +10,13 @@ import pytest
 
 from hashmesh.coalesce import Coalescer
 from hashmesh.config import Config, NodeConfig
-from hashmesh.errors import CapacityError, InvalidArgumentError, NotFoundError, QuorumError
+from hashmesh.errors import (
+    CapacityError,
+    InvalidArgumentError,
+    NotFoundError,
+    QuorumError,
+    RequestTimeoutError,
+)
 from hashmesh.ids import ContentId
 from hashmesh.node import Node
 
@@ -441,4 +447,33 @@ async def test_a_put_whose_disk_fills_mid_ingest_fails_cleanly(tmp_path) -> None
         assert await nodes[2].read(res["file"]["id"]) == src.read_bytes()
     finally:
         blocks.write_file = real_write
+        await stop_all(nodes)
+
+
+async def test_a_put_whose_pushers_fail_places_its_blocks_after_the_ingest(tmp_path) -> None:
+    """Placement failing while the ingest runs (a lookup timing out in a large
+    network) does not fail the put: the blocks it did not place go after the commit."""
+    nodes = await start_net(tmp_path, 4)
+    writer = nodes[0]
+    real = writer.holders_many
+    failed = 0
+
+    async def flaky(keys, count):
+        nonlocal failed
+        if not failed:  # the first pusher's placement
+            failed += 1
+            raise RequestTimeoutError("lookup timed out")
+        return await real(keys, count)
+
+    writer.holders_many = flaky
+    try:
+        src = tmp_path / "big.bin"
+        src.write_bytes(os.urandom(24 * 1024 * 1024))
+        res = await asyncio.wait_for(writer.put_path(src), 60)
+        assert failed == 1
+        assert res["min_acks"] >= 3
+        blocks = await writer.store.dag_blocks(ContentId.parse(res["file"]["id"]))
+        held = [await n.store.has_blocks(blocks) for n in nodes]
+        assert all(sum(h[i] for h in held) >= 3 for i in range(len(blocks)))
+    finally:
         await stop_all(nodes)
