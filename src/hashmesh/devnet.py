@@ -19,14 +19,18 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hashmesh.client import call
+from hashmesh.config import DhtConfig
 from hashmesh.errors import HashmeshError, NetworkError
+from hashmesh.ids import bucket_index
 
 HOST = "127.0.0.1"
+DHT_K = DhtConfig().k  # the nodes run the default DHT configuration
 _PR_SET_PDEATHSIG = 1
 
 
@@ -75,6 +79,14 @@ def node_command(
     if bootstrap:
         argv += ["--bootstrap", bootstrap]
     return argv + list(extra)
+
+
+def table_capacity(me: bytes, others: list[bytes], k: int) -> int:
+    """How many of ``others`` a Kademlia table of ``me`` can hold: all but those past
+    ``k`` in one bucket (in 30 random ids, over 20 share the far bucket of some node
+    about once in 25 networks)."""
+    per_bucket = Counter(bucket_index(me, o) for o in others if o != me)
+    return sum(min(k, n) for n in per_bucket.values())
 
 
 @dataclass
@@ -140,20 +152,27 @@ class Devnet:
         return asyncio.run(call(node.repo, "status", timeout=timeout))
 
     def wait_connected(self, timeout: float = 30.0, nodes: list[DevNode] | None = None) -> None:
-        """Wait until each live node knows every other live node (bounded)."""
+        """Wait until each live node knows every other live node its routing table can
+        hold (all of them, unless more than ``k`` fall in one of its buckets); bounded."""
         deadline = time.monotonic() + timeout
-        targets = nodes or [n for n in self.nodes if n.alive]
-        want = len([n for n in self.nodes if n.alive]) - 1
+        live = [n for n in self.nodes if n.alive]
+        targets = nodes or live
+        ids: dict[int, bytes] = {}
         pending = list(targets)
         while pending:
             node = pending[0]
             if not node.alive:
                 raise HashmeshError(f"node {node.index} exited; see {node.repo / 'node.log'}")
             try:
-                if self.status(node)["peers"] >= want:
+                if len(ids) < len(live):
+                    for n in live:
+                        if n.index not in ids:
+                            ids[n.index] = bytes.fromhex(self.status(n)["node_id"])
+                others = [i for x, i in ids.items() if x != node.index]
+                if self.status(node)["peers"] >= table_capacity(ids[node.index], others, DHT_K):
                     pending.pop(0)
                     continue
-            except (HashmeshError, OSError):
+            except (HashmeshError, OSError, KeyError, ValueError):
                 pass
             if time.monotonic() > deadline:
                 raise NetworkError(
