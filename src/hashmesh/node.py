@@ -118,7 +118,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         self.audited_bytes = 0  # stored bytes the audit re-verified
         self.audit_passes = 0
         self.last_audit = 0.0  # when the last whole audit pass ended (0: none yet)
-        self._block_writes: Coalescer[tuple[bytes, int], ContentId]
+        self._block_writes: Coalescer[tuple[ContentId, bytes], ContentId]
         self._small_puts: Coalescer[tuple[str, bytes], FileInfo]
         self._replications: Coalescer[ContentId, dict[str, Any]]
         self._small_reads: Coalescer[ContentId, bytes]
@@ -140,8 +140,12 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         cfg = self.config
         self.store = await Store.open(self.repo, cfg.store, create=True)
         store = self.store
+        # verified blocks (received or fetched): stored without hashing them again
         self._block_writes = Coalescer(
-            lambda _key, items: store.put_blocks(items), size_of=lambda item: len(item[0])
+            lambda _key, items: store.put_blocks(
+                [(d, c.codec) for c, d in items], ids=[c for c, _ in items]
+            ),
+            size_of=lambda item: len(item[1]),
         )
         self._small_puts = Coalescer(
             lambda key, items: store.put_many(items, **dict(key)),  # type: ignore[call-overload]
@@ -383,7 +387,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
         self, items: list[tuple[ContentId, bytes]], peer: PeerIdentity
     ) -> None:
         assert self.store is not None and self.planner is not None
-        stored = await self._block_writes.submit([(d, c.codec) for c, d in items])
+        stored = await self._block_writes.submit(items)
         due = asyncio.get_running_loop().time() + RECHECK_DELAY
         for cid in stored:
             self._cids[cid.digest] = cid
@@ -928,7 +932,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
 
     async def _cache_blocks(self, good: list[tuple[ContentId, bytes]]) -> None:
         """Commit fetched (verified) blocks as cache; the LRU may release them later."""
-        await self._block_writes.submit([(d, c.codec) for c, d in good])
+        await self._block_writes.submit(good)
         for cid, data in good:
             self._cids[cid.digest] = cid
             self._remember_cache(cid.digest, len(data))
@@ -986,7 +990,7 @@ class Node(RepairMixin, HealMixin, ReportMixin):
                     continue
                 if not commit:
                     return data
-                await self._block_writes.submit([(data, cid.codec)])
+                await self._block_writes.submit([(cid, data)])
                 self._cids[cid.digest] = cid
                 self._remember_cache(cid.digest, len(data))
                 return data

@@ -474,9 +474,14 @@ class Store:
         """Store one block (held: gc keeps it until ``release_block``); return its id."""
         return (await self._run(self._repo.put_blocks, [(data, codec)]))[0]
 
-    async def put_blocks(self, items: Sequence[tuple[bytes, int]]) -> list[ContentId]:
-        """Store many blocks in one group commit."""
-        return await self._run(self._repo.put_blocks, list(items))
+    async def put_blocks(
+        self, items: Sequence[tuple[bytes, int]], ids: Sequence[ContentId] | None = None
+    ) -> list[ContentId]:
+        """Store many blocks in one group commit. ``ids``: the blocks' ids when the
+        caller has just verified the bytes against them (not hashed again)."""
+        return await self._run(
+            self._repo.put_blocks, list(items), ids=None if ids is None else list(ids)
+        )
 
     async def get_blocks(self, cids: Sequence[IdLike]) -> list[bytes]:
         """Verified plain bytes of many blocks in one worker call; NotFoundError if one is absent."""

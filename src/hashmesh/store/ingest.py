@@ -74,9 +74,13 @@ class Ingest:
         if self.new_stored > self._budget:
             raise exceeded(self.new_stored, self._budget)
 
-    def add(self, plain: bytes | memoryview, kind: int, refs: FileRefs) -> ContentId:
-        """Store one block (once per repository); return its id."""
-        digest = blake3_digest(plain)
+    def add(
+        self, plain: bytes | memoryview, kind: int, refs: FileRefs, digest: bytes | None = None
+    ) -> ContentId:
+        """Store one block (once per repository); return its id. ``digest``: the
+        block's BLAKE3, when the caller has just checked the bytes against it."""
+        if digest is None:
+            digest = blake3_digest(plain)
         cid = ContentId(digest, CODEC_MANIFEST if kind == KIND_MANIFEST else CODEC_RAW)
         refs.digests.add(digest)
         if kind == KIND_RAW:

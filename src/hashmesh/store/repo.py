@@ -283,8 +283,21 @@ class Repo:
 
     # -- raw blocks ----------------------------------------------------------
 
-    def put_blocks(self, items: list[tuple[bytes, int]], hold: bool = True) -> list[ContentId]:
-        """Store raw blocks (e.g. replicas from peers); held blocks survive gc."""
+    def put_blocks(
+        self,
+        items: list[tuple[bytes, int]],
+        hold: bool = True,
+        ids: list[ContentId] | None = None,
+    ) -> list[ContentId]:
+        """Store raw blocks (e.g. replicas from peers); held blocks survive gc.
+
+        ``ids``: each block's id, when the caller has just verified the bytes against
+        it (a node's received and fetched blocks); they are not hashed again."""
+        if ids is not None and (
+            len(ids) != len(items)
+            or any(c.codec != k for c, (_, k) in zip(ids, items, strict=True))
+        ):
+            raise InvalidArgumentError("put_blocks: ids must match the items and their codecs")
         for data, codec in items:
             if codec not in (CODEC_RAW, CODEC_MANIFEST):
                 raise InvalidArgumentError(f"unknown block codec 0x{codec:x}")
@@ -299,9 +312,10 @@ class Repo:
             ing = self.ingest(self.budget(need))
             refs = FileRefs()
             with self.guarded(ing, "store block"):
+                digests = [None] * len(items) if ids is None else [c.digest for c in ids]
                 out = [
-                    ing.add(d, KIND_MANIFEST if c == CODEC_MANIFEST else KIND_RAW, refs)
-                    for d, c in items
+                    ing.add(d, KIND_MANIFEST if c == CODEC_MANIFEST else KIND_RAW, refs, digest)
+                    for (d, c), digest in zip(items, digests, strict=True)
                 ]
                 rows = ing.seal()
                 with self.db.transaction() as conn:
